@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <sstream>
 #include <string>
+#include <type_traits>
 
 #if ENTMAX_HAS_EXCEPTIONS
 #include <stdexcept>
@@ -42,6 +43,11 @@ inline ErrorHandler set_error_handler(ErrorHandler handler) {
 }
 
 namespace detail {
+
+/// The scalar types the kernels are written for. Public entry points static_assert on it:
+/// `static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax: T must be float or double");`
+template <class T>
+inline constexpr bool is_supported_scalar_v = std::is_same_v<T, float> || std::is_same_v<T, double>;
 
 /// Raises `message` as std::invalid_argument / std::domain_error, or calls the handler.
 [[noreturn]] inline void raise(ErrorKind kind, const std::string& message) {

@@ -1,0 +1,146 @@
+// Row-scaled normalizers: a base normalizer applied to s·z, where the positive scale s depends on
+// the row (and on how many keys the row sees). ASEntmax and scalable softmax are of this kind.
+#pragma once
+
+#include <entmax/config.hpp>
+#include <entmax/error.hpp>
+#include <entmax/row_stats.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+namespace entmax {
+
+// The row-scaled normalizer interface. A policy R is row-scaled for scalar type T when, for
+// const R r, std::size_t row, npos and T ds:
+//
+//   R::is_row_scaled                 constexpr bool, true
+//   r.base()                         -> const R::base_type&, a Normalizer (see normalizer.hpp):
+//                                       the map applied to the scaled row
+//   r.scale(row, npos)               -> T, the scale s > 0 of that row: p = base(s · z)
+//   r.scale_backward(row, npos, ds)  records ds = dL/ds of that row into the policy's gradient
+//                                       sinks (if it has any); returns nothing
+//
+// `row` is the flat index of the score row. For attention over [batch, heads, Nq, ·] tensors it
+// is (b · heads + h) · Nq + i, i.e. the row-major order of the [batch, heads, Nq] score rows; for
+// a matrix of rows it is the row number. `npos` is the number of visible (unmasked) keys of the
+// row plus one: a causal query i of a square attention has npos = i + 2, so log(npos) > 0.
+//
+// Contract every policy here keeps, so consumers may rely on it:
+// * scale and scale_backward are const, and scale_backward for distinct rows writes distinct
+//   memory: rows may be processed concurrently. Calling it again for a row overwrites.
+// * A row with no visible key (npos < 2) is fully masked: its output is 0 whatever s is.
+//   scale() then returns 1 and scale_backward() records zero gradients; neither throws.
+// * Parameters are validated when the policy is built (O(1) checks) or, for per-row arrays,
+//   are the caller's responsibility (a non-finite or non-positive scale gives a NaN row).
+//
+// The chain rule the consumer implements (row_scaled_forward/backward below do exactly this):
+//   forward:  p = base(s · z)
+//   backward: g = J_base(p)ᵀ dp,  dz = s · g,  ds = ⟨g, z⟩ over the entries with z ≠ −inf,
+//             then r.scale_backward(row, npos, ds).
+// Masked entries (z = −inf) have g = 0; they are skipped in ⟨g, z⟩ because 0 · (−inf) is NaN.
+
+namespace detail {
+template <class R, class = void>
+struct row_scaled_flag : std::false_type {};
+template <class R>
+struct row_scaled_flag<R, std::void_t<decltype(bool{R::is_row_scaled})>>
+    : std::bool_constant<R::is_row_scaled> {};
+}  // namespace detail
+
+/// True when N declares `static constexpr bool is_row_scaled = true` (see the interface above).
+template <class N>
+struct is_row_scaled : detail::row_scaled_flag<std::decay_t<N>> {};
+template <class N>
+inline constexpr bool is_row_scaled_v = is_row_scaled<N>::value;
+
+/// ⟨g, z⟩ over the entries where z is not −inf, accumulated in double (long double never).
+/// Entries with z = −inf are masked and contribute nothing (their g is 0 and 0·(−inf) is NaN).
+/// NaN or +inf in z propagates. Used for ds = dL/ds of a scaled row.
+template <class T>
+T masked_dot(const T* g, const T* z, std::size_t n) {
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::masked_dot: T must be float or double");
+  constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+  double acc0 = 0, acc1 = 0;
+  std::size_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    if (z[i] != neg_inf) acc0 += static_cast<double>(g[i]) * static_cast<double>(z[i]);
+    if (z[i + 1] != neg_inf) acc1 += static_cast<double>(g[i + 1]) * static_cast<double>(z[i + 1]);
+  }
+  if (i < n && z[i] != neg_inf) acc0 += static_cast<double>(g[i]) * static_cast<double>(z[i]);
+  return static_cast<T>(acc0 + acc1);
+}
+
+/// Forward of a row-scaled normalizer on one row: p = r.base()(s · z) with s = r.scale(row, npos).
+/// Returns the base map's RowStats of the scaled row (max and tau refer to s · z).
+/// z and p may alias (the scaled row is written into p, then normalized in place).
+/// A row with npos < 2 is treated as fully masked: p = 0, stats {−inf, 0, 0}.
+template <class R, class T>
+RowStats<T> row_scaled_forward(const R& r, std::size_t row, std::size_t npos, const T* z, T* p,
+                               std::size_t n) {
+  static_assert(is_row_scaled_v<R>, "entmax::row_scaled_forward: R must be a row-scaled normalizer");
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::row_scaled_forward: T must be float or double");
+  if (n == 0) return {-std::numeric_limits<T>::infinity(), T(0), 0};
+  if (npos < 2) {
+    for (std::size_t i = 0; i < n; ++i) p[i] = T(0);
+    return {-std::numeric_limits<T>::infinity(), T(0), 0};
+  }
+  const T s = r.scale(row, npos);
+  for (std::size_t i = 0; i < n; ++i) p[i] = s * z[i];
+  return r.base().forward(static_cast<const T*>(p), p, n);
+}
+
+/// Backward of a row-scaled normalizer on one row. Given the unscaled scores z, p = forward's
+/// output and dp = dL/dp, writes dz = dL/dz = s · J_base(p)ᵀ dp, calls r.scale_backward(row,
+/// npos, ds) and returns ds = dL/ds = ⟨J_base(p)ᵀ dp, z⟩ (masked entries skipped, double sums).
+/// dz may alias dp but not z or p. A row with npos < 2 gives dz = 0 and ds = 0.
+template <class R, class T>
+T row_scaled_backward(const R& r, std::size_t row, std::size_t npos, const T* z, const T* p, const T* dp,
+                      T* dz, std::size_t n) {
+  static_assert(is_row_scaled_v<R>, "entmax::row_scaled_backward: R must be a row-scaled normalizer");
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::row_scaled_backward: T must be float or double");
+  if (npos < 2) {
+    for (std::size_t i = 0; i < n; ++i) dz[i] = T(0);
+    r.scale_backward(row, npos, T(0));
+    return T(0);
+  }
+  const T s = r.scale(row, npos);
+  T ds = T(0);
+  if (n != 0) {
+    r.base().backward(p, dp, dz, n);
+    ds = masked_dot(static_cast<const T*>(dz), z, n);
+    for (std::size_t i = 0; i < n; ++i) dz[i] *= s;
+  }
+  r.scale_backward(row, npos, ds);
+  return ds;
+}
+
+/// The plainest row-scaled normalizer: one scale per row from an array, and dL/ds per row into
+/// an optional array. `scales` and `dscales` hold one value per row (length = number of rows the
+/// consumer will visit); the policy does not own them. Scales must be finite and > 0 (not
+/// checked per row: a bad one gives a NaN or degenerate row).
+template <class T, class Base>
+struct PerRowScale {
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::PerRowScale: T must be float or double");
+  static constexpr bool is_row_scaled = true;
+  static constexpr bool is_sparse = Base::is_sparse;
+  using base_type = Base;
+  using value_type = T;
+
+  Base base_map;
+  const T* scales = nullptr;
+  T* dscales = nullptr;  ///< optional sink: dscales[row] = dL/ds of that row
+
+  PerRowScale(Base b, const T* s, T* ds = nullptr) : base_map(std::move(b)), scales(s), dscales(ds) {}
+
+  const Base& base() const { return base_map; }
+  T scale(std::size_t row, std::size_t npos) const { return npos < 2 ? T(1) : scales[row]; }
+  void scale_backward(std::size_t row, std::size_t npos, T ds) const {
+    if (dscales) dscales[row] = npos < 2 ? T(0) : ds;
+  }
+};
+
+}  // namespace entmax

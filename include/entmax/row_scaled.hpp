@@ -118,6 +118,29 @@ T row_scaled_backward(const R& r, std::size_t row, std::size_t npos, const T* z,
   return ds;
 }
 
+/// Sums per-row values (e.g. the per-row gradient sinks of a per-head parameter) into per-head
+/// totals: out[h] = Σ over rows r with (r / rows_per_head) % heads == h of per_row[r], in double.
+/// `rows` need not be a multiple of heads · rows_per_head. Throws std::invalid_argument when
+/// heads or rows_per_head is 0 while rows > 0. out must not alias per_row.
+template <class T>
+void sum_rows_per_head(const T* per_row, std::size_t rows, std::size_t heads, std::size_t rows_per_head,
+                       T* out) {
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::sum_rows_per_head: T must be float or double");
+  if (rows != 0 && (heads == 0 || rows_per_head == 0)) {
+    detail::raise(ErrorKind::invalid_argument,
+                  detail::message("sum_rows_per_head: heads and rows_per_head must be > 0 (got ", heads,
+                                  " and ", rows_per_head, ")"));
+  }
+  for (std::size_t h = 0; h < heads; ++h) {
+    double acc = 0;
+    for (std::size_t start = h * rows_per_head; start < rows; start += heads * rows_per_head) {
+      const std::size_t end = start + rows_per_head < rows ? start + rows_per_head : rows;
+      for (std::size_t r = start; r < end; ++r) acc += static_cast<double>(per_row[r]);
+    }
+    out[h] = static_cast<T>(acc);
+  }
+}
+
 /// The plainest row-scaled normalizer: one scale per row from an array, and dL/ds per row into
 /// an optional array. `scales` and `dscales` hold one value per row (length = number of rows the
 /// consumer will visit); the policy does not own them. Scales must be finite and > 0 (not

@@ -1,0 +1,85 @@
+// Exact thresholds τ of sparsemax and entmax-1.5 on a buffer of candidates (shifted, scaled
+// scores x with max 0 that contains every support element). Both are Newton iterations from
+// the left on the convex, decreasing f(τ) = Σ (x − τ)_+^β − 1 (β = 1: Michelot's algorithm),
+// finished in closed form on the support and certified: the result τ satisfies
+// {x > τ} = the support used to compute it.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+
+namespace entmax::detail {
+
+/// Smallest T ≥ v (v finite): τ rounded up, so every dropped candidate (≤ τ) stays ≤ τ_T.
+template <class T>
+inline T round_up(double v) {
+  T t = static_cast<T>(v);
+  if (static_cast<double>(t) < v) t = std::nextafter(t, std::numeric_limits<T>::infinity());
+  return t;
+}
+
+/// Number of buf[0, k) strictly above t.
+template <class T>
+inline std::size_t count_above(const T* buf, std::size_t k, T t) {
+  std::size_t c = 0;
+  for (std::size_t i = 0; i < k; ++i) c += buf[i] > t;
+  return c;
+}
+
+/// Sparsemax τ on candidates buf[0, k) (k ≥ 1, all > −1, max 0; reordered and compacted in
+/// place). Michelot: τ ← (Σ_C x − 1)/|C|, C ← {x > τ}, until C is stable. Returns τ (double);
+/// k becomes the final |C|.
+template <class T>
+inline double sparsemax_threshold(T* buf, std::size_t& k) {
+  double s = 0.0;
+  for (std::size_t i = 0; i < k; ++i) s += static_cast<double>(buf[i]);
+  double tau = (s - 1.0) / static_cast<double>(k);
+  for (;;) {  // each round drops at least one element or returns
+    std::size_t c = 0;
+    s = 0.0;
+    for (std::size_t i = 0; i < k; ++i) {
+      const T x = buf[i];
+      if (static_cast<double>(x) > tau) {
+        buf[c++] = x;
+        s += static_cast<double>(x);
+      }
+    }
+    if (c == k) return tau;  // C = {x > τ}: τ is exact
+    k = c;
+    tau = (s - 1.0) / static_cast<double>(c);
+  }
+}
+
+/// Entmax-1.5 τ on candidates buf[0, k) with x = (z − max)/2 (k ≥ 1, all > −1, max 0;
+/// compacted in place): f(τ) = Σ (x − τ)_+² − 1. Each step sums d = x − τ over C = {x > τ};
+/// if the root of the quadratic Σ_C (x − t)² = 1 lies below min C it is τ exactly, else a
+/// Newton step (never past the root: f is convex) shrinks C. Returns τ; k becomes |C|.
+template <class T>
+inline double entmax15_threshold(T* buf, std::size_t& k) {
+  double tau = -1.0;
+  for (;;) {
+    std::size_t c = 0;
+    double sd = 0.0, sd2 = 0.0, mn = std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < k; ++i) {
+      const T x = buf[i];
+      const double d = static_cast<double>(x) - tau;
+      if (d > 0.0) {
+        buf[c++] = x;
+        sd += d;
+        sd2 += d * d;
+        mn = d < mn ? d : mn;
+      }
+    }
+    k = c;
+    const double kd = static_cast<double>(c);
+    const double disc = sd * sd - kd * (sd2 - 1.0);
+    const double delta = (sd - std::sqrt(disc > 0.0 ? disc : 0.0)) / kd;
+    if (delta >= 0.0 && delta < mn) return tau + delta;  // C is the support: exact
+    const double step = (sd2 - 1.0) / (2.0 * sd);
+    if (!(step > 0.0) || tau + step == tau) return tau;  // stagnation at the root
+    tau += step;
+  }
+}
+
+}  // namespace entmax::detail

@@ -1,0 +1,82 @@
+// 1.5-entmax on one row, exact: p_i = [(z_i − m)/2 − τ]_+², Σ p = 1.
+#pragma once
+
+#include <entmax/detail/candidates.hpp>
+#include <entmax/detail/debug.hpp>
+#include <entmax/detail/entmax_backward.hpp>
+#include <entmax/detail/row.hpp>
+#include <entmax/detail/scratch.hpp>
+#include <entmax/detail/simd.hpp>
+#include <entmax/detail/threshold.hpp>
+#include <entmax/error.hpp>
+#include <entmax/row_stats.hpp>
+
+#include <cstddef>
+
+namespace entmax {
+
+namespace detail {
+// p = max((z − m)·½ − τ, 0)².
+template <class T, class Arch>
+inline void entmax15_output(const T* z, T* p, std::size_t n, T m, T tau) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B mb(m), tb(tau), half(T(0.5)), zero(T(0));
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    const B d = xsimd::max((B::load_unaligned(z + i) - mb) * half - tb, zero);
+    (d * d).store_unaligned(p + i);
+  }
+  for (; i < n; ++i) {
+    T d = (z[i] - m) * T(0.5) - tau;
+    d = d > T(0) ? d : T(0);
+    p[i] = d * d;
+  }
+}
+}  // namespace detail
+
+/// 1.5-entmax of one row (Peters et al. 2019): p_i = [(z_i − m)/2 − τ]_+² with Σ p = 1.
+///
+/// @param z  n contiguous scores; −inf marks a masked entry.
+/// @param p  n outputs; may alias z (in-place).
+/// @return   RowStats: max m, tau (shifted coordinates, in [−1, −1/√n]), support = non-zeros.
+/// Numerics: exact threshold (Newton from the left on the candidates above −1, closed-form
+/// finish certified on the support, sums in double, τ rounded up to T). −inf scores give
+/// exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses a
+/// thread-local scratch buffer of n elements.
+template <class T, class Arch = xsimd::default_arch>
+inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15: T must be float or double");
+  detail::debug_check_scores("entmax::entmax15", z, n);
+  const detail::RowScan<T> scan = detail::scan_row<T, Arch>(z, n);
+  RowStats<T> stats{};
+  if (detail::special_row<T, Arch>(scan, p, n, stats)) return stats;
+  T* buf = detail::scratch<T>(n + detail::batch_size<T, Arch>);
+  std::size_t k = detail::collect_candidates<T, Arch>(z, n, scan.max, T(0.5), T(-1), buf);
+  const T tau = detail::round_up<T>(detail::entmax15_threshold(buf, k));
+  stats.max = scan.max;
+  stats.tau = tau;
+  stats.support = detail::count_above(buf, k, tau);
+  detail::entmax15_output<T, Arch>(z, p, n, scan.max, tau);
+  detail::debug_check_row("entmax::entmax15", p, n, stats, 1.5);
+  return stats;
+}
+
+/// Rebuilds entmax15's output from its RowStats, bitwise equal to entmax15(): p_i =
+/// max((z_i − max)/2 − tau, 0)². p may alias z. support 0 gives zeros (NaN if max is NaN).
+template <class T, class Arch = xsimd::default_arch>
+inline void entmax15_from_stats(const T* z, const RowStats<T>& stats, T* p, std::size_t n) {
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15_from_stats: T must be float or double");
+  if (detail::special_from_stats<T, Arch>(stats, p, n)) return;
+  detail::entmax15_output<T, Arch>(z, p, n, stats.max, stats.tau);
+}
+
+/// Vector-Jacobian product of 1.5-entmax: u = √p, dz = u ⊙ dp − (⟨u, dp⟩/Σu)·u; dz = 0 where
+/// p = 0. dz may alias dp. Sums in double. An all-zero p gives dz = 0.
+template <class T, class Arch = xsimd::default_arch>
+inline void entmax15_backward(const T* p, const T* dp, T* dz, std::size_t n) {
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15_backward: T must be float or double");
+  detail::entmax_vjp<T, Arch>(p, dp, dz, n, detail::SqrtWeight{});
+}
+
+}  // namespace entmax

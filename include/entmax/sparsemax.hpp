@@ -1,0 +1,77 @@
+// Sparsemax on one row (α = 2): the Euclidean projection of z onto the simplex, exact.
+#pragma once
+
+#include <entmax/detail/candidates.hpp>
+#include <entmax/detail/debug.hpp>
+#include <entmax/detail/entmax_backward.hpp>
+#include <entmax/detail/row.hpp>
+#include <entmax/detail/scratch.hpp>
+#include <entmax/detail/simd.hpp>
+#include <entmax/detail/threshold.hpp>
+#include <entmax/error.hpp>
+#include <entmax/row_stats.hpp>
+
+#include <cstddef>
+
+namespace entmax {
+
+namespace detail {
+// p = max((z − m) − τ, 0).
+template <class T, class Arch>
+inline void sparsemax_output(const T* z, T* p, std::size_t n, T m, T tau) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B mb(m), tb(tau), zero(T(0));
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) xsimd::max((B::load_unaligned(z + i) - mb) - tb, zero).store_unaligned(p + i);
+  for (; i < n; ++i) {
+    const T d = (z[i] - m) - tau;
+    p[i] = d > T(0) ? d : T(0);
+  }
+}
+}  // namespace detail
+
+/// Sparsemax of one row: p = argmin_{p ∈ simplex} ‖p − z‖², i.e. p_i = [(z_i − m) − τ]_+.
+///
+/// @param z  n contiguous scores; −inf marks a masked entry.
+/// @param p  n outputs; may alias z (in-place).
+/// @return   RowStats: max m, tau (shifted coordinates, in [−1, −1/n]), support = non-zeros.
+/// Numerics: exact threshold (Michelot on the candidates above −1, sums in double, τ rounded
+/// up to T). −inf scores give exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a
+/// NaN row. Uses a thread-local scratch buffer of n elements.
+template <class T, class Arch = xsimd::default_arch>
+inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax: T must be float or double");
+  detail::debug_check_scores("entmax::sparsemax", z, n);
+  const detail::RowScan<T> scan = detail::scan_row<T, Arch>(z, n);
+  RowStats<T> stats{};
+  if (detail::special_row<T, Arch>(scan, p, n, stats)) return stats;
+  T* buf = detail::scratch<T>(n + detail::batch_size<T, Arch>);
+  std::size_t k = detail::collect_candidates<T, Arch>(z, n, scan.max, T(1), T(-1), buf);
+  const T tau = detail::round_up<T>(detail::sparsemax_threshold(buf, k));
+  stats.max = scan.max;
+  stats.tau = tau;
+  stats.support = detail::count_above(buf, k, tau);
+  detail::sparsemax_output<T, Arch>(z, p, n, scan.max, tau);
+  detail::debug_check_row("entmax::sparsemax", p, n, stats, 2.0);
+  return stats;
+}
+
+/// Rebuilds sparsemax's output from its RowStats, bitwise equal to sparsemax(): p_i =
+/// max((z_i − max) − tau, 0). p may alias z. support 0 gives zeros (NaN if stats.max is NaN).
+template <class T, class Arch = xsimd::default_arch>
+inline void sparsemax_from_stats(const T* z, const RowStats<T>& stats, T* p, std::size_t n) {
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax_from_stats: T must be float or double");
+  if (detail::special_from_stats<T, Arch>(stats, p, n)) return;
+  detail::sparsemax_output<T, Arch>(z, p, n, stats.max, stats.tau);
+}
+
+/// Vector-Jacobian product of sparsemax: on the support S = {p > 0}, dz = dp − mean_S(dp);
+/// dz = 0 elsewhere. dz may alias dp. Sums in double. An all-zero p gives dz = 0.
+template <class T, class Arch = xsimd::default_arch>
+inline void sparsemax_backward(const T* p, const T* dp, T* dz, std::size_t n) {
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax_backward: T must be float or double");
+  detail::entmax_vjp<T, Arch>(p, dp, dz, n, detail::IndicatorWeight{});
+}
+
+}  // namespace entmax

@@ -1,0 +1,230 @@
+// Block products of the attention operator that skip exact zeros: a block of R score rows, row i
+// valid on the key prefix [0, len_i), is multiplied with a [keys, D] matrix either by per-row
+// gathers over the non-zeros (sparse blocks) or by Eigen GEMMs over the runs of key columns that
+// are non-zero in some row of the block (dense blocks). Columns that are zero in every row of a
+// block are never read, so neither are the K/V rows behind them.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace entmax::detail {
+
+using Index = std::ptrdiff_t;
+
+template <class T>
+using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+template <class T>
+using StridedMap = Eigen::Map<RowMat<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using CStridedMap = Eigen::Map<const RowMat<T>, 0, Eigen::OuterStride<>>;
+
+/// Where the non-zeros of a block of rows are, and how to multiply with it.
+struct BlockPlan {
+  Index rows = 0;
+  Index common = 0;  // min_i len_i: the key prefix every row of the block sees
+  Index ncols = 0;   // max_i len_i
+  Index nnz = 0;
+  bool gather = false;
+  std::vector<Index> len;                     // per row
+  std::vector<unsigned char> active;          // per column of [0, common): non-zero in some row
+  std::vector<std::pair<Index, Index>> runs;  // [begin, end) runs of active columns in [0, common)
+  std::vector<std::uint32_t> idx;             // gather: non-zero columns of every row, ascending
+  std::vector<Index> off;                     // gather: row i's columns are idx[off[i] .. off[i+1])
+};
+
+/// A block is multiplied by gathers when its non-zeros are fewer than this fraction of the
+/// (rows × active columns) a GEMM would touch: a gathered non-zero costs a few times a GEMM one.
+inline constexpr double gather_density = 0.25;
+
+/// Builds the plan of the R × ncols block P (row stride ldp); row i is read on [0, plan.len[i]).
+/// With dense_all (a dense map with no mask or bias) every visible column is taken as active
+/// without scanning.
+template <class T>
+void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all) {
+  const Index R = plan.rows;
+  plan.common = R ? *std::min_element(plan.len.begin(), plan.len.begin() + R) : 0;
+  plan.ncols = R ? *std::max_element(plan.len.begin(), plan.len.begin() + R) : 0;
+  plan.runs.clear();
+  plan.gather = false;
+  if (dense_all) {
+    plan.nnz = 0;
+    for (Index i = 0; i < R; ++i) plan.nnz += plan.len[static_cast<std::size_t>(i)];
+    if (plan.common > 0) plan.runs.emplace_back(0, plan.common);
+    return;
+  }
+  const Index common = plan.common;
+  plan.active.assign(static_cast<std::size_t>(common), 0);
+  unsigned char* act = plan.active.data();
+  Index nnz = 0;
+  for (Index i = 0; i < R; ++i) {
+    const T* p = P + i * ldp;
+    const Index n = plan.len[static_cast<std::size_t>(i)];
+    Index c = 0;
+    for (Index j = 0; j < common; ++j) {
+      const unsigned char nz = p[j] != T(0);
+      act[j] = static_cast<unsigned char>(act[j] | nz);
+      c += nz;
+    }
+    for (Index j = common; j < n; ++j) c += p[j] != T(0);
+    nnz += c;
+  }
+  plan.nnz = nnz;
+  Index active_count = 0;
+  for (Index j = 0; j < common; ++j) active_count += act[j];
+  const double dense_work =
+      static_cast<double>(R) * static_cast<double>(active_count + (plan.ncols - common));
+  if (static_cast<double>(nnz) < gather_density * dense_work) {
+    plan.gather = true;
+    plan.idx.resize(static_cast<std::size_t>(nnz));
+    plan.off.resize(static_cast<std::size_t>(R + 1));
+    std::size_t k = 0;
+    for (Index i = 0; i < R; ++i) {
+      plan.off[static_cast<std::size_t>(i)] = static_cast<Index>(k);
+      const T* p = P + i * ldp;
+      const Index n = plan.len[static_cast<std::size_t>(i)];
+      for (Index j = 0; j < n; ++j)
+        if (p[j] != T(0)) plan.idx[k++] = static_cast<std::uint32_t>(j);
+    }
+    plan.off[static_cast<std::size_t>(R)] = static_cast<Index>(k);
+    return;
+  }
+  for (Index j = 0; j < common;) {
+    if (!act[j]) {
+      ++j;
+      continue;
+    }
+    Index e = j + 1;
+    while (e < common && act[e]) ++e;
+    plan.runs.emplace_back(j, e);
+    j = e;
+  }
+}
+
+/// out (R × D, row stride D) = A · M, where A (row stride lda) has the non-zero pattern of the
+/// plan (a subset of it is fine) and M is [keys, D] row-major.
+template <class T>
+void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Index D, T* out) {
+  const Index R = plan.rows;
+  using CVec = Eigen::Map<const RowVec<T>>;
+  using Vec = Eigen::Map<RowVec<T>>;
+  StridedMap<T> O(out, R, D, Eigen::OuterStride<>(D));
+  O.setZero();
+  if (plan.gather) {
+    for (Index i = 0; i < R; ++i) {
+      Vec o(out + i * D, D);
+      const T* a = A + i * lda;
+      for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)];
+           ++t) {
+        const Index j = plan.idx[static_cast<std::size_t>(t)];
+        o.noalias() += a[j] * CVec(M + j * D, D);
+      }
+    }
+    return;
+  }
+  CStridedMap<T> Am(A, R, plan.ncols, Eigen::OuterStride<>(lda));
+  Eigen::Map<const RowMat<T>> Mm(M, plan.ncols, D);
+  for (const auto& run : plan.runs) {
+    const Index c = run.first, n = run.second - run.first;
+    O.noalias() += Am.middleCols(c, n) * Mm.middleRows(c, n);
+  }
+  for (Index i = 0; i < R; ++i) {
+    Vec o(out + i * D, D);
+    const T* a = A + i * lda;
+    for (Index j = plan.common; j < plan.len[static_cast<std::size_t>(i)]; ++j)
+      if (a[j] != T(0)) o.noalias() += a[j] * CVec(M + j * D, D);
+  }
+}
+
+/// G (R × ·, row stride ldg): G_ij = X_i · M_j where P_ij != 0 (j < len_i), and 0 elsewhere on
+/// [0, len_i). X is R × D (row stride D), M is [keys, D].
+template <class T>
+void block_sampled(const BlockPlan& plan, const T* P, Index ldp, const T* X, const T* M, Index D, T* G,
+                   Index ldg) {
+  const Index R = plan.rows;
+  using CVec = Eigen::Map<const RowVec<T>>;
+  if (plan.gather) {
+    for (Index i = 0; i < R; ++i) {
+      T* g = G + i * ldg;
+      std::fill(g, g + plan.len[static_cast<std::size_t>(i)], T(0));
+      CVec x(X + i * D, D);
+      for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)];
+           ++t) {
+        const Index j = plan.idx[static_cast<std::size_t>(t)];
+        g[j] = x.dot(CVec(M + j * D, D));
+      }
+    }
+    return;
+  }
+  StridedMap<T> Gm(G, R, plan.ncols, Eigen::OuterStride<>(ldg));
+  Eigen::Map<const RowMat<T>> Xm(X, R, D);
+  Eigen::Map<const RowMat<T>> Mm(M, plan.ncols, D);
+  Index prev = 0;
+  for (const auto& run : plan.runs) {
+    if (run.first > prev) Gm.middleCols(prev, run.first - prev).setZero();
+    const Index c = run.first, n = run.second - run.first;
+    Gm.middleCols(c, n).noalias() = Xm * Mm.middleRows(c, n).transpose();
+    prev = run.second;
+  }
+  if (plan.common > prev) Gm.middleCols(prev, plan.common - prev).setZero();
+  for (Index i = 0; i < R; ++i) {
+    T* g = G + i * ldg;
+    const T* p = P + i * ldp;
+    for (Index j = 0; j < plan.common; ++j)
+      if (p[j] == T(0)) g[j] = T(0);
+    CVec x(X + i * D, D);
+    for (Index j = plan.common; j < plan.len[static_cast<std::size_t>(i)]; ++j)
+      g[j] = p[j] != T(0) ? x.dot(CVec(M + j * D, D)) : T(0);
+  }
+}
+
+/// Macc[j] += Σ_i A_ij X_i for the key columns j in [c0, c1), rows in increasing order. A has the
+/// plan's non-zero pattern (or a subset); X is R × D (row stride D); Macc is [keys, D].
+template <class T>
+void block_transpose_acc(const BlockPlan& plan, const T* A, Index lda, const T* X, Index D, T* Macc, Index c0,
+                         Index c1) {
+  const Index R = plan.rows;
+  using CVec = Eigen::Map<const RowVec<T>>;
+  using Vec = Eigen::Map<RowVec<T>>;
+  c1 = std::min(c1, plan.ncols);
+  if (c0 >= c1) return;
+  if (plan.gather) {
+    for (Index i = 0; i < R; ++i) {
+      const T* a = A + i * lda;
+      CVec x(X + i * D, D);
+      const std::uint32_t* b = plan.idx.data() + plan.off[static_cast<std::size_t>(i)];
+      const std::uint32_t* e = plan.idx.data() + plan.off[static_cast<std::size_t>(i + 1)];
+      b = std::lower_bound(b, e, static_cast<std::uint32_t>(c0));
+      for (; b != e && static_cast<Index>(*b) < c1; ++b) {
+        const Index j = *b;
+        if (a[j] != T(0)) Vec(Macc + j * D, D).noalias() += a[j] * x;
+      }
+    }
+    return;
+  }
+  CStridedMap<T> Am(A, R, plan.ncols, Eigen::OuterStride<>(lda));
+  Eigen::Map<const RowMat<T>> Xm(X, R, D);
+  Eigen::Map<RowMat<T>> Mm(Macc, plan.ncols, D);
+  for (const auto& run : plan.runs) {
+    const Index c = std::max(run.first, c0), e = std::min(run.second, c1);
+    if (c >= e) continue;
+    Mm.middleRows(c, e - c).noalias() += Am.middleCols(c, e - c).transpose() * Xm;
+  }
+  const Index t0 = std::max(plan.common, c0);
+  for (Index i = 0; i < R; ++i) {
+    const T* a = A + i * lda;
+    CVec x(X + i * D, D);
+    const Index e = std::min(plan.len[static_cast<std::size_t>(i)], c1);
+    for (Index j = t0; j < e; ++j)
+      if (a[j] != T(0)) Vec(Macc + j * D, D).noalias() += a[j] * x;
+  }
+}
+
+}  // namespace entmax::detail

@@ -1,0 +1,347 @@
+// The attention operator's engine: blocks of query rows, scores materialised one block at a time
+// (O(block × keys) memory), any Normalizer policy (plain or row-scaled), zero-skipping products,
+// and a deterministic parallel schedule.
+#pragma once
+
+#include <entmax/detail/attention_blocks.hpp>
+#include <entmax/detail/parallel.hpp>
+#include <entmax/normalizer.hpp>
+#include <entmax/row_scaled.hpp>
+#include <entmax/row_stats.hpp>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace entmax::detail {
+
+/// A validated attention problem on raw row-major memory.
+template <class T>
+struct AttnProblem {
+  const T* q = nullptr;
+  const T* k = nullptr;
+  const T* v = nullptr;
+  Index B = 0, H = 0, KH = 0, Nq = 0, Nk = 0, D = 0;
+  T scale = T(1);
+  bool causal = false;
+  const std::int64_t* key_len = nullptr;  // [B] or null
+  const bool* mask = nullptr;             // element (b, h, i, j) at b*mask_sb + h*mask_sh + i*Nk + j
+  Index mask_sb = 0, mask_sh = 0;
+  const T* bias = nullptr;  // same layout as mask
+  Index bias_sb = 0, bias_sh = 0;
+  const T* alibi = nullptr;      // [H]
+  const T* row_scale = nullptr;  // [B, H, Nq]
+  unsigned threads = 1;
+  Index block_rows = 0;
+
+  Index kv_head(Index h) const { return h / (H / KH); }
+  const T* q_rows(Index b, Index h, Index i) const { return q + ((b * H + h) * Nq + i) * D; }
+  Index kv_offset(Index b, Index h) const { return (b * KH + kv_head(h)) * Nk * D; }
+  std::size_t row_id(Index b, Index h, Index i) const {
+    return static_cast<std::size_t>((b * H + h) * Nq + i);
+  }
+
+  /// Length of the key prefix query i of batch b may see (causal and key-length masks).
+  Index visible_len(Index b, Index i) const {
+    Index n = key_len ? static_cast<Index>(key_len[b]) : Nk;
+    if (causal) n = std::min(n, std::max<Index>(0, i + Nk - Nq + 1));
+    return n;
+  }
+  bool plain_scores() const { return !mask && !bias && !alibi; }
+};
+
+/// Turns raw dot products s[0, n) of query row i into scores a = scale·s + bias + alibi, with
+/// masked keys set to −inf (overwritten, so garbage from a masked K row cannot survive).
+/// Returns the number of unmasked keys.
+template <class T>
+Index transform_scores(const AttnProblem<T>& pr, Index b, Index h, Index i, T* s, Index n) {
+  const T sc = pr.scale;
+  if (pr.plain_scores()) {
+    for (Index j = 0; j < n; ++j) s[j] *= sc;
+    return n;
+  }
+  const Index row_off = i * pr.Nk;
+  const T* brow = pr.bias ? pr.bias + b * pr.bias_sb + h * pr.bias_sh + row_off : nullptr;
+  const bool* mrow = pr.mask ? pr.mask + b * pr.mask_sb + h * pr.mask_sh + row_off : nullptr;
+  if (brow)
+    for (Index j = 0; j < n; ++j) s[j] = s[j] * sc + brow[j];
+  else
+    for (Index j = 0; j < n; ++j) s[j] *= sc;
+  if (pr.alibi) {
+    const T slope = pr.alibi[h];
+    const Index shift = i + pr.Nk - pr.Nq;
+    for (Index j = 0; j < n; ++j) s[j] += slope * static_cast<T>(j - shift);
+  }
+  if (!mrow) return n;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  Index visible = 0;
+  for (Index j = 0; j < n; ++j) {
+    visible += mrow[j];
+    s[j] = mrow[j] ? s[j] : ninf;
+  }
+  return visible;
+}
+
+/// Normalizes one row in place (z -> p) with a plain or row-scaled policy.
+template <class T, class N>
+RowStats<T> normalize_row(const N& norm, std::size_t row, Index visible, T* z, Index n) {
+  const auto un = static_cast<std::size_t>(n);
+  if constexpr (is_row_scaled_v<N>) {
+    return row_scaled_forward(norm, row, static_cast<std::size_t>(visible) + 1, static_cast<const T*>(z), z,
+                              un);
+  } else {
+    if (n == 0) return {-std::numeric_limits<T>::infinity(), T(0), 0};
+    return norm.forward(static_cast<const T*>(z), z, un);
+  }
+}
+
+template <class N>
+constexpr bool policy_is_sparse() {
+  if constexpr (is_row_scaled_v<N>) {
+    return std::decay_t<decltype(std::declval<const N&>().base())>::is_sparse;
+  } else {
+    return N::is_sparse;
+  }
+}
+
+/// Scratch of one block of rows.
+template <class T>
+struct BlockScratch {
+  std::vector<T> a, p, g, zrow;
+  std::vector<Index> visible;
+  BlockPlan plan;
+  void reserve(Index rows, Index cols, bool need_a, bool need_g) {
+    const auto n = static_cast<std::size_t>(rows * cols);
+    if (p.size() < n) p.resize(n);
+    if (need_a && a.size() < n) a.resize(n);
+    if (need_g && g.size() < n) g.resize(n);
+    if (need_a && zrow.size() < static_cast<std::size_t>(cols)) zrow.resize(static_cast<std::size_t>(cols));
+    plan.len.resize(static_cast<std::size_t>(rows));
+    visible.resize(static_cast<std::size_t>(rows));
+  }
+};
+
+/// dst (R × ncols, row stride ncols) = Q[r0, r0 + R) · K[0, ncols)ᵀ for slice (b, h).
+template <class T>
+void block_scores(const AttnProblem<T>& pr, Index b, Index h, Index r0, Index R, Index ncols, T* dst) {
+  Eigen::Map<const RowMat<T>> Qb(pr.q_rows(b, h, r0), R, pr.D);
+  Eigen::Map<const RowMat<T>> Kb(pr.k + pr.kv_offset(b, h), ncols, pr.D);
+  Eigen::Map<RowMat<T>> S(dst, R, ncols);
+  S.noalias() = Qb * Kb.transpose();
+}
+
+/// Forward of rows [r0, r0 + R) of slice (b, h): writes R output rows and (optionally) support.
+template <class T, class N>
+void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, Index r0, Index R,
+                   BlockScratch<T>& ws, T* out, std::int64_t* support) {
+  const Index D = pr.D;
+  Index ncols = 0;
+  ws.reserve(R, 0, false, false);
+  for (Index r = 0; r < R; ++r) {
+    ws.plan.len[static_cast<std::size_t>(r)] = pr.visible_len(b, r0 + r);
+    ncols = std::max(ncols, ws.plan.len[static_cast<std::size_t>(r)]);
+  }
+  ws.plan.rows = R;
+  if (ncols == 0) {
+    std::fill(out, out + R * D, T(0));
+    if (support) std::fill(support, support + R, std::int64_t{0});
+    return;
+  }
+  ws.reserve(R, ncols, false, false);
+  T* P = ws.p.data();
+  block_scores(pr, b, h, r0, R, ncols, P);
+  for (Index r = 0; r < R; ++r) {
+    T* z = P + r * ncols;
+    const Index n = ws.plan.len[static_cast<std::size_t>(r)];
+    const Index vis = transform_scores(pr, b, h, r0 + r, z, n);
+    if (pr.row_scale) {
+      const T rs = pr.row_scale[pr.row_id(b, h, r0 + r)];
+      for (Index j = 0; j < n; ++j) z[j] *= rs;
+    }
+    const RowStats<T> st = normalize_row(norm, pr.row_id(b, h, r0 + r), vis, z, n);
+    if (support) support[r] = static_cast<std::int64_t>(st.support);
+  }
+  make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores());
+  block_product(ws.plan, P, ncols, pr.v + pr.kv_offset(b, h), D, out);
+}
+
+template <class T>
+Index default_block_rows(const AttnProblem<T>& pr, bool backward) {
+  if (pr.block_rows > 0) return pr.block_rows;
+  return backward ? 32 : 64;
+}
+
+/// Forward over every (batch, head, query block); blocks are independent, so the result does not
+/// depend on the number of threads.
+template <class T, class N>
+void run_forward(const AttnProblem<T>& pr, const N& norm, T* out, std::int64_t* support) {
+  if (pr.B == 0 || pr.H == 0 || pr.Nq == 0) return;
+  const Index R = std::min(default_block_rows(pr, false), pr.Nq);
+  const Index nblk = (pr.Nq + R - 1) / R;
+  const auto tasks = static_cast<std::size_t>(pr.B * pr.H * nblk);
+  const unsigned threads = resolve_threads(pr.threads);
+  std::vector<BlockScratch<T>> scratch(std::min<std::size_t>(threads, tasks));
+  parallel_for(tasks, threads, [&](std::size_t task, std::size_t worker) {
+    const Index t = static_cast<Index>(task);
+    const Index bh = t / nblk, blk = t % nblk;
+    const Index b = bh / pr.H, h = bh % pr.H;
+    const Index r0 = blk * R, rows = std::min(R, pr.Nq - r0);
+    const Index row0 = (b * pr.H + h) * pr.Nq + r0;
+    forward_block(pr, norm, b, h, r0, rows, scratch[worker], out + row0 * pr.D,
+                  support ? support + row0 : nullptr);
+  });
+}
+
+/// Outputs of the backward pass (raw memory, zero-initialised by the caller where noted).
+template <class T>
+struct BackwardOut {
+  T* dq = nullptr;          // [B, H, Nq, D], fully written
+  T* dk = nullptr;          // [B, KH, Nk, D], must be zero on entry
+  T* dv = nullptr;          // [B, KH, Nk, D], must be zero on entry
+  T* drow_scale = nullptr;  // [B, H, Nq] or null
+};
+
+/// Phase A of the backward for one block: recompute p, then dp on the support, dz, dq rows.
+/// Leaves p and g = dL/d(q·k) of the block in the scratch for phase B.
+template <class T, class N>
+void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Index b, Index h, Index r0,
+                    Index R, BlockScratch<T>& ws, const BackwardOut<T>& res) {
+  const Index D = pr.D;
+  constexpr bool row_scaled = is_row_scaled_v<N>;
+  const bool need_a = row_scaled || pr.row_scale;
+  Index ncols = 0;
+  ws.reserve(R, 0, false, false);
+  for (Index r = 0; r < R; ++r) {
+    ws.plan.len[static_cast<std::size_t>(r)] = pr.visible_len(b, r0 + r);
+    ncols = std::max(ncols, ws.plan.len[static_cast<std::size_t>(r)]);
+  }
+  ws.plan.rows = R;
+  ws.plan.ncols = ncols;
+  const Index row0 = (b * pr.H + h) * pr.Nq + r0;
+  if (ncols == 0) {
+    std::fill(res.dq + row0 * D, res.dq + (row0 + R) * D, T(0));
+    for (Index r = 0; r < R; ++r) {
+      if (res.drow_scale) res.drow_scale[row0 + r] = T(0);
+      if constexpr (row_scaled) norm.scale_backward(static_cast<std::size_t>(row0 + r), 1, T(0));
+    }
+    return;
+  }
+  ws.reserve(R, ncols, need_a, true);
+  T* A = need_a ? ws.a.data() : ws.p.data();
+  T* P = ws.p.data();
+  T* G = ws.g.data();
+  block_scores(pr, b, h, r0, R, ncols, A);
+  for (Index r = 0; r < R; ++r) {
+    const Index n = ws.plan.len[static_cast<std::size_t>(r)];
+    T* a = A + r * ncols;
+    T* z = P + r * ncols;
+    const Index vis = transform_scores(pr, b, h, r0 + r, a, n);
+    ws.visible[static_cast<std::size_t>(r)] = vis;
+    const T rs = pr.row_scale ? pr.row_scale[row0 + r] : T(1);
+    if (need_a)
+      for (Index j = 0; j < n; ++j) z[j] = rs * a[j];
+    else if (pr.row_scale)
+      for (Index j = 0; j < n; ++j) z[j] *= rs;
+    normalize_row(norm, static_cast<std::size_t>(row0 + r), vis, z, n);
+  }
+  make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores());
+  const T* dO = dout + row0 * D;
+  block_sampled(ws.plan, P, ncols, dO, pr.v + pr.kv_offset(b, h), D, G, ncols);
+  for (Index r = 0; r < R; ++r) {
+    const Index n = ws.plan.len[static_cast<std::size_t>(r)];
+    const auto un = static_cast<std::size_t>(n);
+    const T* p = P + r * ncols;
+    T* g = G + r * ncols;
+    const T rs = pr.row_scale ? pr.row_scale[row0 + r] : T(1);
+    const std::size_t row = static_cast<std::size_t>(row0 + r);
+    if constexpr (row_scaled) {
+      // z = rs · a, the input of the row-scaled policy.
+      const T* a = A + r * ncols;
+      const T* z = a;
+      if (pr.row_scale) {
+        for (Index j = 0; j < n; ++j) ws.zrow[static_cast<std::size_t>(j)] = rs * a[j];
+        z = ws.zrow.data();
+      }
+      row_scaled_backward(norm, row, static_cast<std::size_t>(ws.visible[static_cast<std::size_t>(r)]) + 1, z,
+                          p, g, g, un);
+    } else {
+      if (n > 0) norm.backward(p, g, g, un);
+    }
+    if (res.drow_scale)
+      res.drow_scale[row] = n > 0 ? masked_dot(static_cast<const T*>(g), A + r * ncols, un) : T(0);
+    const T f = pr.scale * rs;
+    for (Index j = 0; j < n; ++j) g[j] *= f;
+  }
+  block_product(ws.plan, G, ncols, pr.k + pr.kv_offset(b, h), D, res.dq + row0 * D);
+}
+
+/// Backward over all blocks. Blocks run in waves: phase A (parallel over the wave's blocks)
+/// computes p, g and dq; phase B (parallel over fixed key ranges of each K/V slice) adds the
+/// wave's contributions to dk and dv block by block in a fixed order. Every floating-point sum
+/// therefore has the same order for any thread count.
+template <class T, class N>
+void run_backward(const AttnProblem<T>& pr, const N& norm, const T* dout, const BackwardOut<T>& res) {
+  if (pr.B == 0 || pr.H == 0 || pr.Nq == 0) return;
+  const Index R = std::min(default_block_rows(pr, true), pr.Nq);
+  const Index nblk = (pr.Nq + R - 1) / R;
+  const Index group = pr.H / pr.KH;
+  // Blocks ordered slice-major: (b, kv head, head in group, query block).
+  const Index total = pr.B * pr.H * nblk;
+  const unsigned threads = resolve_threads(pr.threads);
+  const bool need_a = is_row_scaled_v<N> || pr.row_scale;
+  const double slot_bytes =
+      static_cast<double>(R) * static_cast<double>(pr.Nk) * sizeof(T) * (need_a ? 3 : 2);
+  const double budget = 48.0 * 1024 * 1024;
+  Index wave = std::max<Index>(1, std::min<Index>(2 * static_cast<Index>(threads),
+                                                  static_cast<Index>(budget / std::max(1.0, slot_bytes))));
+  wave = std::min(wave, total);
+  std::vector<BlockScratch<T>> slots(static_cast<std::size_t>(wave));
+  struct Item {
+    Index b, h, r0, rows;
+  };
+  auto item_of = [&](Index t) {
+    const Index blk = t % nblk;
+    const Index rest = t / nblk;
+    const Index hg = rest % group;
+    const Index bk = rest / group;  // b * KH + kvh
+    const Index b = bk / pr.KH, kvh = bk % pr.KH;
+    const Index r0 = blk * R;
+    return Item{b, kvh * group + hg, r0, std::min(R, pr.Nq - r0)};
+  };
+  const Index blocks_per_slice = group * nblk;
+  constexpr Index key_range = 256;
+  const Index nranges = (pr.Nk + key_range - 1) / key_range;
+  for (Index w0 = 0; w0 < total; w0 += wave) {
+    const Index w1 = std::min(total, w0 + wave);
+    parallel_for(static_cast<std::size_t>(w1 - w0), threads, [&](std::size_t s, std::size_t) {
+      const Item it = item_of(w0 + static_cast<Index>(s));
+      backward_block(pr, norm, dout, it.b, it.h, it.r0, it.rows, slots[s], res);
+    });
+    if (nranges == 0) continue;
+    const Index slice0 = w0 / blocks_per_slice, slice1 = (w1 - 1) / blocks_per_slice + 1;
+    const auto btasks = static_cast<std::size_t>((slice1 - slice0) * nranges);
+    parallel_for(btasks, threads, [&](std::size_t task, std::size_t) {
+      const Index slice = slice0 + static_cast<Index>(task) / nranges;
+      const Index c0 = (static_cast<Index>(task) % nranges) * key_range, c1 = std::min(pr.Nk, c0 + key_range);
+      const Index t0 = std::max(w0, slice * blocks_per_slice),
+                  t1 = std::min(w1, (slice + 1) * blocks_per_slice);
+      for (Index t = t0; t < t1; ++t) {
+        const BlockScratch<T>& ws = slots[static_cast<std::size_t>(t - w0)];
+        if (ws.plan.ncols == 0) continue;
+        const Item it = item_of(t);
+        const Index row0 = (it.b * pr.H + it.h) * pr.Nq + it.r0;
+        const Index kvoff = pr.kv_offset(it.b, it.h);
+        block_transpose_acc(ws.plan, ws.g.data(), ws.plan.ncols, pr.q + row0 * pr.D, pr.D, res.dk + kvoff, c0,
+                            c1);
+        block_transpose_acc(ws.plan, ws.p.data(), ws.plan.ncols, dout + row0 * pr.D, pr.D, res.dv + kvoff, c0,
+                            c1);
+      }
+    });
+  }
+}
+
+}  // namespace entmax::detail

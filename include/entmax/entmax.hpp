@@ -7,6 +7,7 @@
 
 // One row: const T* z -> T* p, and backward.
 #include <entmax/entmax15.hpp>
+#include <entmax/entmax_bisect.hpp>
 #include <entmax/entmax_sort.hpp>
 #include <entmax/softmax.hpp>
 #include <entmax/sparsemax.hpp>

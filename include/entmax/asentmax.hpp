@@ -127,8 +127,7 @@ ASEntmaxGrad<T> asentmax_backward(const T* z, const T* p, const T* dp, T* dz, st
   } else {
     entmax_bisect_backward(p, dp, dz, n, alpha);
   }
-  const T ds = masked_dot(static_cast<const T*>(dz), z, n);
-  for (std::size_t i = 0; i < n; ++i) dz[i] *= s;
+  const T ds = masked_dot_then_scale(dz, z, n, s);
   const ASEntmaxScaleGrad<T> g = detail::asentmax_scale_partials<T>(beta, gamma, npos);
   return {ds * g.ds_dbeta, ds * g.ds_dgamma, ds * g.ds_ddelta, ds};
 }

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <entmax/config.hpp>
+#include <entmax/detail/accumulate.hpp>
+#include <entmax/detail/simd.hpp>
 #include <entmax/error.hpp>
 #include <entmax/row_stats.hpp>
 
@@ -57,21 +59,63 @@ struct is_row_scaled : detail::row_scaled_flag<std::decay_t<N>> {};
 template <class N>
 inline constexpr bool is_row_scaled_v = is_row_scaled<N>::value;
 
-/// ⟨g, z⟩ over the entries where z is not −inf, accumulated in double (long double never).
-/// Entries with z = −inf are masked and contribute nothing (their g is 0 and 0·(−inf) is NaN).
-/// NaN or +inf in z propagates. Used for ds = dL/ds of a scaled row.
-template <class T>
+namespace detail {
+
+/// Σ g_i z_i over the entries with z_i ≠ −inf, in double; if `out` is non-null, also
+/// out_i = scale · g_i in the same pass (out may be g itself). float lanes are widened to
+/// double before the product, which is then exact. NaN or +inf in z propagates.
+template <class Arch, class T>
+double masked_dot_scale(const T* g, const T* z, std::size_t n, T* out, T scale) {
+  using bd = xsimd::batch<double, Arch>;
+  using bt = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = bt::size;
+  const bd ninf(-std::numeric_limits<double>::infinity());
+  const bd zero(0.0);
+  bd acc0(0.0), acc1(0.0);
+  std::size_t i = 0;
+  if (n >= W) {
+    const bt s(scale);
+    for (; i + W <= n; i += W) {
+      const bt gv = bt::load_unaligned(g + i);
+      const bt zv = bt::load_unaligned(z + i);
+      if constexpr (std::is_same_v<T, float>) {
+        bd glo, ghi, zlo, zhi;
+        split_to_double(gv, glo, ghi);
+        split_to_double(zv, zlo, zhi);
+        acc0 += xsimd::select(zlo != ninf, glo * zlo, zero);
+        acc1 += xsimd::select(zhi != ninf, ghi * zhi, zero);
+      } else {
+        acc0 += xsimd::select(zv != ninf, gv * zv, zero);
+      }
+      if (out) (gv * s).store_unaligned(out + i);
+    }
+  }
+  double tail = 0;
+  for (; i < n; ++i) {
+    if (z[i] != -std::numeric_limits<T>::infinity())
+      tail += static_cast<double>(g[i]) * static_cast<double>(z[i]);
+    if (out) out[i] = scale * g[i];
+  }
+  return reduce_add(acc0 + acc1) + tail;
+}
+
+}  // namespace detail
+
+/// ⟨g, z⟩ over the entries where z is not −inf, accumulated in double (float products are
+/// formed exactly in double). Entries with z = −inf are masked and contribute nothing (their g
+/// is 0 and 0·(−inf) is NaN). NaN or +inf in z propagates. Used for ds = dL/ds of a scaled row.
+template <class T, class Arch = xsimd::default_arch>
 T masked_dot(const T* g, const T* z, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::masked_dot: T must be float or double");
-  constexpr T neg_inf = -std::numeric_limits<T>::infinity();
-  double acc0 = 0, acc1 = 0;
-  std::size_t i = 0;
-  for (; i + 2 <= n; i += 2) {
-    if (z[i] != neg_inf) acc0 += static_cast<double>(g[i]) * static_cast<double>(z[i]);
-    if (z[i + 1] != neg_inf) acc1 += static_cast<double>(g[i + 1]) * static_cast<double>(z[i + 1]);
-  }
-  if (i < n && z[i] != neg_inf) acc0 += static_cast<double>(g[i]) * static_cast<double>(z[i]);
-  return static_cast<T>(acc0 + acc1);
+  return static_cast<T>(detail::masked_dot_scale<Arch>(g, z, n, static_cast<T*>(nullptr), T(1)));
+}
+
+/// Returns ⟨g, z⟩ over the unmasked entries (as masked_dot) and scales g ← s · g in the same
+/// pass. g must not alias z.
+template <class T, class Arch = xsimd::default_arch>
+T masked_dot_then_scale(T* g, const T* z, std::size_t n, T s) {
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::masked_dot_then_scale: T must be float or double");
+  return static_cast<T>(detail::masked_dot_scale<Arch>(static_cast<const T*>(g), z, n, g, s));
 }
 
 /// Forward of a row-scaled normalizer on one row: p = r.base()(s · z) with s = r.scale(row, npos).
@@ -111,8 +155,7 @@ T row_scaled_backward(const R& r, std::size_t row, std::size_t npos, const T* z,
   T ds = T(0);
   if (n != 0) {
     r.base().backward(p, dp, dz, n);
-    ds = masked_dot(static_cast<const T*>(dz), z, n);
-    for (std::size_t i = 0; i < n; ++i) dz[i] *= s;
+    ds = masked_dot_then_scale(dz, z, n, s);
   }
   r.scale_backward(row, npos, ds);
   return ds;

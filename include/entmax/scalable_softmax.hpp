@@ -69,8 +69,7 @@ ScalableSoftmaxGrad<T> scalable_softmax_backward(const T* z, const T* p, const T
   const T c = detail::checked_ssmax_scale("scalable_softmax_backward", s, npos);
   if (n == 0) return {T(0), T(0)};
   softmax_backward(p, dp, dz, n);
-  const T dc = masked_dot(static_cast<const T*>(dz), z, n);
-  for (std::size_t i = 0; i < n; ++i) dz[i] *= c;
+  const T dc = masked_dot_then_scale(dz, z, n, c);
   return {static_cast<T>(static_cast<double>(dc) * std::log(static_cast<double>(npos))), dc};
 }
 

@@ -73,6 +73,7 @@ double masked_dot_scale(const T* g, const T* z, std::size_t n, T* out, T scale) 
   const bd zero(0.0);
   bd acc0(0.0), acc1(0.0);
   std::size_t i = 0;
+  // The mask is z == −inf (ordered compare, false for NaN) so that NaN lanes are kept.
   if (n >= W) {
     const bt s(scale);
     for (; i + W <= n; i += W) {
@@ -82,10 +83,10 @@ double masked_dot_scale(const T* g, const T* z, std::size_t n, T* out, T scale) 
         bd glo, ghi, zlo, zhi;
         split_to_double(gv, glo, ghi);
         split_to_double(zv, zlo, zhi);
-        acc0 += xsimd::select(zlo != ninf, glo * zlo, zero);
-        acc1 += xsimd::select(zhi != ninf, ghi * zhi, zero);
+        acc0 += xsimd::select(zlo == ninf, zero, glo * zlo);
+        acc1 += xsimd::select(zhi == ninf, zero, ghi * zhi);
       } else {
-        acc0 += xsimd::select(zv != ninf, gv * zv, zero);
+        acc0 += xsimd::select(zv == ninf, zero, gv * zv);
       }
       if (out) (gv * s).store_unaligned(out + i);
     }

@@ -1,7 +1,7 @@
-// The model's attention step, in one place: O = normalizer(Q K^T / sqrt(d)) V and its backward,
-// over row-major [batch, heads, length, head_dim] tensors. `attend` / `attend_backward` call the
-// library's entmax::attention / entmax::attention_backward; `rowwise_attention*` compose the
-// same thing from the normalizer's row functions and serve as an independent cross-check.
+// Attention composed by hand from a normalizer's row functions: O = normalizer(Q K^T / sqrt(d)) V
+// and its backward over row-major [batch, heads, length, head_dim] tensors, every key visible.
+// The model trains with entmax::attention / entmax::attention_backward; this straightforward
+// version is the independent path the example checks them against.
 #pragma once
 
 #include <entmax/normalizer.hpp>
@@ -86,19 +86,6 @@ AttentionGrads<T> rowwise_attention_backward(const Tensor4<T>& q, const Tensor4<
         }
       }
   return g;
-}
-
-/// The attention the model trains with.
-template <class T, class N>
-Tensor4<T> attend(const Tensor4<T>& q, const Tensor4<T>& k, const Tensor4<T>& v, const N& norm) {
-  return rowwise_attention(q, k, v, norm);
-}
-
-/// Backward of attend.
-template <class T, class N>
-AttentionGrads<T> attend_backward(const Tensor4<T>& q, const Tensor4<T>& k, const Tensor4<T>& v,
-                                  const Tensor4<T>& dout, const N& norm) {
-  return rowwise_attention_backward(q, k, v, dout, norm);
 }
 
 }  // namespace example

@@ -14,12 +14,24 @@
 //   entmax15          1.5-entmax, s = 1
 //   asentmax          1.5-entmax, s = 1 + beta (log(n + 2))^gamma with beta = softplus(w_b.x_n + b_b),
 //                     gamma = 2 tanh(w_g.x_n + b_g) per head, projections initialised at zero.
+//
+// Two interchangeable implementations of the attention step (ModelConfig::path):
+//   library  entmax::attention / attention_backward with the policies entmax::Softmax,
+//            entmax::ScalableSoftmax (per head), entmax::Entmax15 and entmax::ASEntmax (per row,
+//            beta and gamma from entmax::AdaptiveTemperature); this is what trains.
+//   manual   the query scaled by hand (q <- s q), rowwise_attention over the plain row
+//            normalizers and the chain rule through softplus / tanh written out here.
+// Both are checked against finite differences and against each other.
 #pragma once
 
 #include "common/attention_step.hpp"
 #include "common/kv_task.hpp"
 
+#include <entmax/asentmax.hpp>
+#include <entmax/attention.hpp>
 #include <entmax/normalizer.hpp>
+#include <entmax/scalable_softmax.hpp>
+#include <entmax/temperature.hpp>
 
 #include <Eigen/Core>
 
@@ -66,6 +78,8 @@ decltype(auto) with_normalizer(Variant v, F&& f) {
   return f(entmax::Softmax{});
 }
 
+enum class AttentionPath { library, manual };
+
 struct ModelConfig {
   int num_keys = 64;
   int num_values = 32;
@@ -73,6 +87,7 @@ struct ModelConfig {
   int heads = 2;
   int head_dim = 16;
   Variant variant = Variant::softmax;
+  AttentionPath path = AttentionPath::library;
 };
 
 template <class T>
@@ -137,7 +152,9 @@ struct Cache {
   T log_n = 0;                 // log(N + 1)
   Mat<T> X, Xq, Q;             // (B N) x D, B x D, B x HDh (unscaled queries)
   Mat<T> S, A, C;              // B x H: scale, and ASEntmax pre-activations of beta and gamma
-  Tensor4<T> q4, k4, v4;       // [B,H,1,Dh] scaled queries, [B,H,N,Dh] keys and values
+  Mat<T> beta, gamma;          // B x H: ASEntmax beta and gamma (library path)
+  Tensor4<T> q4, k4, v4;       // [B,H,1,Dh] queries (unscaled), [B,H,N,Dh] keys and values
+  Tensor4<T> qs4;              // [B,H,1,Dh] scaled queries (manual path)
   Mat<T> O, Y, logits, probs;  // B x HDh, B x D, B x V, B x V
 };
 
@@ -197,36 +214,19 @@ class RetrievalModel {
     const Mat<T> Kf = c.X * w.wk.transpose();
     const Mat<T> Vf = c.X * w.wv.transpose();
 
-    c.S = Mat<T>::Ones(B, H);
-    c.A = Mat<T>::Zero(B, H);
-    c.C = Mat<T>::Zero(B, H);
-    if (cfg.variant == Variant::scalable_softmax) {
-      for (Eigen::Index s = 0; s < B; ++s) c.S.row(s) = w.ss_beta * c.log_n;
-    } else if (cfg.variant == Variant::asentmax) {
-      c.A = c.Xq * w.as_wb.transpose() + w.as_bb.replicate(B, 1);
-      c.C = c.Xq * w.as_wg.transpose() + w.as_bg.replicate(B, 1);
-      for (Eigen::Index s = 0; s < B; ++s)
-        for (Eigen::Index h = 0; h < H; ++h) {
-          const double beta = softplus(static_cast<double>(c.A(s, h)));
-          const double gamma = 2.0 * std::tanh(static_cast<double>(c.C(s, h)));
-          c.S(s, h) = static_cast<T>(1.0 + beta * std::pow(static_cast<double>(c.log_n), gamma));
-        }
-    }
-
     c.q4 = Tensor4<T>(B, H, 1, Dh);
     c.k4 = Tensor4<T>(B, H, N, Dh);
     c.v4 = Tensor4<T>(B, H, N, Dh);
     for (Eigen::Index s = 0; s < B; ++s)
       for (Eigen::Index h = 0; h < H; ++h) {
-        for (Eigen::Index d = 0; d < Dh; ++d) c.q4(s, h, 0, d) = c.S(s, h) * c.Q(s, h * Dh + d);
+        for (Eigen::Index d = 0; d < Dh; ++d) c.q4(s, h, 0, d) = c.Q(s, h * Dh + d);
         for (Eigen::Index j = 0; j < N; ++j)
           for (Eigen::Index d = 0; d < Dh; ++d) {
             c.k4(s, h, j, d) = Kf(s * N + j, h * Dh + d);
             c.v4(s, h, j, d) = Vf(s * N + j, h * Dh + d);
           }
       }
-    const Tensor4<T> o4 =
-        with_normalizer(cfg.variant, [&](auto norm) { return attend(c.q4, c.k4, c.v4, norm); });
+    const Tensor4<T> o4 = cfg.path == AttentionPath::library ? library_forward(c) : manual_forward(c);
     c.O.resize(B, H * Dh);
     for (Eigen::Index s = 0; s < B; ++s)
       for (Eigen::Index h = 0; h < H; ++h)
@@ -264,22 +264,18 @@ class RetrievalModel {
     for (Eigen::Index s = 0; s < B; ++s)
       for (Eigen::Index h = 0; h < H; ++h)
         for (Eigen::Index d = 0; d < Dh; ++d) do4(s, h, 0, d) = dO(s, h * Dh + d);
-    const AttentionGrads<T> ag =
-        with_normalizer(cfg.variant, [&](auto norm) { return attend_backward(c.q4, c.k4, c.v4, do4, norm); });
+    // dq4: gradient w.r.t. the unscaled queries; the scale's own gradients go into g and dXq.
+    const Tensor4<T> dq4 =
+        cfg.path == AttentionPath::library ? library_backward(c, do4, dXq) : manual_backward(c, do4, dXq);
 
-    // q4 = S * Q: dQ = S * dq4, dS = <dq4, Q> per head.
-    Mat<T> dQ(B, H * Dh), dS = Mat<T>::Zero(B, H);
-    Mat<T> dKf(B * N, H * Dh), dVf(B * N, H * Dh);
+    Mat<T> dQ(B, H * Dh), dKf(B * N, H * Dh), dVf(B * N, H * Dh);
     for (Eigen::Index s = 0; s < B; ++s)
       for (Eigen::Index h = 0; h < H; ++h) {
-        for (Eigen::Index d = 0; d < Dh; ++d) {
-          dQ(s, h * Dh + d) = c.S(s, h) * ag.dq(s, h, 0, d);
-          dS(s, h) += ag.dq(s, h, 0, d) * c.Q(s, h * Dh + d);
-        }
+        for (Eigen::Index d = 0; d < Dh; ++d) dQ(s, h * Dh + d) = dq4(s, h, 0, d);
         for (Eigen::Index j = 0; j < N; ++j)
           for (Eigen::Index d = 0; d < Dh; ++d) {
-            dKf(s * N + j, h * Dh + d) = ag.dk(s, h, j, d);
-            dVf(s * N + j, h * Dh + d) = ag.dv(s, h, j, d);
+            dKf(s * N + j, h * Dh + d) = dk4_(s, h, j, d);
+            dVf(s * N + j, h * Dh + d) = dv4_(s, h, j, d);
           }
       }
     g.wq.noalias() = dQ.transpose() * c.Xq;
@@ -287,27 +283,6 @@ class RetrievalModel {
     g.wk.noalias() = dKf.transpose() * c.X;
     g.wv.noalias() = dVf.transpose() * c.X;
     Mat<T> dX = dKf * w.wk + dVf * w.wv;
-
-    if (cfg.variant == Variant::scalable_softmax) {
-      g.ss_beta = dS.colwise().sum() * c.log_n;
-    } else if (cfg.variant == Variant::asentmax) {
-      // s = 1 + softplus(a) L^gamma, gamma = 2 tanh(c), L = log(n + 2)
-      Mat<T> dA(B, H), dC(B, H);
-      const double L = static_cast<double>(c.log_n);
-      for (Eigen::Index s = 0; s < B; ++s)
-        for (Eigen::Index h = 0; h < H; ++h) {
-          const double a = static_cast<double>(c.A(s, h)), th = std::tanh(static_cast<double>(c.C(s, h)));
-          const double beta = softplus(a), lg = std::pow(L, 2.0 * th);
-          const double ds = static_cast<double>(dS(s, h));
-          dA(s, h) = static_cast<T>(ds * lg * sigmoid(a));
-          dC(s, h) = static_cast<T>(ds * beta * lg * std::log(L) * 2.0 * (1.0 - th * th));
-        }
-      g.as_wb.noalias() = dA.transpose() * c.Xq;
-      g.as_bb = dA.colwise().sum();
-      g.as_wg.noalias() = dC.transpose() * c.Xq;
-      g.as_bg = dC.colwise().sum();
-      dXq.noalias() += dA * w.as_wb + dC * w.as_wg;
-    }
 
     for (Eigen::Index s = 0; s < B; ++s) {
       dX.row(s * N + n) += dXq.row(s);
@@ -343,7 +318,7 @@ class RetrievalModel {
         for (Eigen::Index j = 0; j < N; ++j) {
           T dot = 0;
           for (Eigen::Index d = 0; d < Dh; ++d) dot += c.q4(s, h, 0, d) * c.k4(s, h, j, d);
-          z[static_cast<std::size_t>(j)] = scale * dot;
+          z[static_cast<std::size_t>(j)] = c.S(s, h) * (scale * dot);
         }
         with_normalizer(cfg.variant, [&](auto norm) { norm.forward(z.data(), p.data(), z.size()); });
         std::size_t nz = 0;
@@ -352,6 +327,154 @@ class RetrievalModel {
         mass[si] = std::max(mass[si], static_cast<double>(p[b.target_pos[si]]));
         support[si] = std::max(support[si], static_cast<double>(nz));
       }
+  }
+
+ private:
+  Tensor4<T> dk4_, dv4_;  // key and value gradients of the last backward pass
+
+  std::size_t npos(const Cache<T>& c) const { return static_cast<std::size_t>(c.N + 1); }
+
+  entmax::AdaptiveTemperature<T> temperature() const {
+    entmax::AdaptiveTemperature<T> t(static_cast<std::size_t>(cfg.heads),
+                                     static_cast<std::size_t>(cfg.d_model));
+    t.w_beta = w.as_wb;
+    t.b_beta = w.as_bb.transpose();
+    t.w_gamma = w.as_wg;
+    t.b_gamma = w.as_bg.transpose();
+    return t;
+  }
+
+  // Library path. Score rows are ordered (b H + h) Nq + i with Nq = 1, i.e. like a row-major B x H
+  // matrix, which is how beta, gamma and the scale sinks are laid out.
+  Tensor4<T> library_forward(Cache<T>& c) const {
+    const Eigen::Index B = c.B, H = cfg.heads;
+    const auto rows = static_cast<std::size_t>(B * H);
+    c.S = Mat<T>::Ones(B, H);
+    switch (cfg.variant) {
+      case Variant::softmax:
+        return entmax::attention(c.q4, c.k4, c.v4, entmax::Softmax{});
+      case Variant::entmax15:
+        return entmax::attention(c.q4, c.k4, c.v4, entmax::Entmax15{});
+      case Variant::scalable_softmax: {
+        const auto pol = entmax::ScalableSoftmax<T>::per_head(w.ss_beta.data(), static_cast<std::size_t>(H),
+                                                              std::size_t{1});
+        for (std::size_t r = 0; r < rows; ++r) c.S.data()[r] = pol.scale(r, npos(c));
+        return entmax::attention(c.q4, c.k4, c.v4, pol);
+      }
+      case Variant::asentmax: {
+        const entmax::TemperatureOutput<T> t = temperature().forward(c.Xq);
+        c.beta = t.beta;
+        c.gamma = t.gamma;
+        const entmax::ASEntmax<T> pol(c.beta.data(), c.gamma.data(), rows);
+        for (std::size_t r = 0; r < rows; ++r) c.S.data()[r] = pol.scale(r, npos(c));
+        return entmax::attention(c.q4, c.k4, c.v4, pol);
+      }
+    }
+    return {};
+  }
+
+  Tensor4<T> library_backward(const Cache<T>& c, const Tensor4<T>& do4, Mat<T>& dXq) {
+    const Eigen::Index B = c.B, H = cfg.heads;
+    const auto rows = static_cast<std::size_t>(B * H);
+    entmax::AttentionGradients<T> ag;
+    switch (cfg.variant) {
+      case Variant::softmax:
+        ag = entmax::attention_backward(c.q4, c.k4, c.v4, do4, entmax::Softmax{});
+        break;
+      case Variant::entmax15:
+        ag = entmax::attention_backward(c.q4, c.k4, c.v4, do4, entmax::Entmax15{});
+        break;
+      case Variant::scalable_softmax: {
+        auto pol = entmax::ScalableSoftmax<T>::per_head(w.ss_beta.data(), static_cast<std::size_t>(H),
+                                                        std::size_t{1});
+        std::vector<T> ds(rows);
+        pol.set_gradient_sink(ds.data());
+        ag = entmax::attention_backward(c.q4, c.k4, c.v4, do4, pol);
+        entmax::sum_rows_per_head(ds.data(), rows, static_cast<std::size_t>(H), std::size_t{1},
+                                  g.ss_beta.data());
+        break;
+      }
+      case Variant::asentmax: {
+        entmax::ASEntmax<T> pol(c.beta.data(), c.gamma.data(), rows);
+        Mat<T> dbeta(B, H), dgamma(B, H);
+        pol.set_gradient_sinks(dbeta.data(), dgamma.data());
+        ag = entmax::attention_backward(c.q4, c.k4, c.v4, do4, pol);
+        const entmax::TemperatureGrad<T> tg = temperature().backward(c.Xq, dbeta, dgamma);
+        g.as_wb = tg.dw_beta;
+        g.as_bb = tg.db_beta.transpose();
+        g.as_wg = tg.dw_gamma;
+        g.as_bg = tg.db_gamma.transpose();
+        dXq += tg.dx;
+        break;
+      }
+    }
+    dk4_ = std::move(ag.dk);
+    dv4_ = std::move(ag.dv);
+    return std::move(ag.dq);
+  }
+
+  // Manual path: q <- s q by hand, then attention composed from the plain row normalizers.
+  Tensor4<T> manual_forward(Cache<T>& c) const {
+    const Eigen::Index B = c.B, H = cfg.heads, Dh = cfg.head_dim;
+    c.S = Mat<T>::Ones(B, H);
+    c.A = Mat<T>::Zero(B, H);
+    c.C = Mat<T>::Zero(B, H);
+    if (cfg.variant == Variant::scalable_softmax) {
+      for (Eigen::Index s = 0; s < B; ++s) c.S.row(s) = w.ss_beta * c.log_n;
+    } else if (cfg.variant == Variant::asentmax) {
+      c.A = c.Xq * w.as_wb.transpose() + w.as_bb.replicate(B, 1);
+      c.C = c.Xq * w.as_wg.transpose() + w.as_bg.replicate(B, 1);
+      for (Eigen::Index s = 0; s < B; ++s)
+        for (Eigen::Index h = 0; h < H; ++h) {
+          const double beta = softplus(static_cast<double>(c.A(s, h)));
+          const double gamma = 2.0 * std::tanh(static_cast<double>(c.C(s, h)));
+          c.S(s, h) = static_cast<T>(1.0 + beta * std::pow(static_cast<double>(c.log_n), gamma));
+        }
+    }
+    c.qs4 = c.q4;
+    for (Eigen::Index s = 0; s < B; ++s)
+      for (Eigen::Index h = 0; h < H; ++h)
+        for (Eigen::Index d = 0; d < Dh; ++d) c.qs4(s, h, 0, d) *= c.S(s, h);
+    return with_normalizer(cfg.variant,
+                           [&](auto norm) { return rowwise_attention(c.qs4, c.k4, c.v4, norm); });
+  }
+
+  Tensor4<T> manual_backward(const Cache<T>& c, const Tensor4<T>& do4, Mat<T>& dXq) {
+    const Eigen::Index B = c.B, H = cfg.heads, Dh = cfg.head_dim;
+    AttentionGrads<T> ag = with_normalizer(
+        cfg.variant, [&](auto norm) { return rowwise_attention_backward(c.qs4, c.k4, c.v4, do4, norm); });
+    // qs = S q: dq = S dqs, dS = <dqs, q> per head.
+    Tensor4<T> dq4(B, H, 1, Dh);
+    Mat<T> dS = Mat<T>::Zero(B, H);
+    for (Eigen::Index s = 0; s < B; ++s)
+      for (Eigen::Index h = 0; h < H; ++h)
+        for (Eigen::Index d = 0; d < Dh; ++d) {
+          dq4(s, h, 0, d) = c.S(s, h) * ag.dq(s, h, 0, d);
+          dS(s, h) += ag.dq(s, h, 0, d) * c.q4(s, h, 0, d);
+        }
+    if (cfg.variant == Variant::scalable_softmax) {
+      g.ss_beta = dS.colwise().sum() * c.log_n;
+    } else if (cfg.variant == Variant::asentmax) {
+      // s = 1 + softplus(a) L^gamma, gamma = 2 tanh(c), L = log(n + 2)
+      Mat<T> dA(B, H), dC(B, H);
+      const double L = static_cast<double>(c.log_n);
+      for (Eigen::Index s = 0; s < B; ++s)
+        for (Eigen::Index h = 0; h < H; ++h) {
+          const double a = static_cast<double>(c.A(s, h)), th = std::tanh(static_cast<double>(c.C(s, h)));
+          const double beta = softplus(a), lg = std::pow(L, 2.0 * th);
+          const double ds = static_cast<double>(dS(s, h));
+          dA(s, h) = static_cast<T>(ds * lg * sigmoid(a));
+          dC(s, h) = static_cast<T>(ds * beta * lg * std::log(L) * 2.0 * (1.0 - th * th));
+        }
+      g.as_wb.noalias() = dA.transpose() * c.Xq;
+      g.as_bb = dA.colwise().sum();
+      g.as_wg.noalias() = dC.transpose() * c.Xq;
+      g.as_bg = dC.colwise().sum();
+      dXq.noalias() += dA * w.as_wb + dC * w.as_wg;
+    }
+    dk4_ = std::move(ag.dk);
+    dv4_ = std::move(ag.dv);
+    return dq4;
   }
 };
 

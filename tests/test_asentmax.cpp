@@ -19,7 +19,6 @@
 namespace {
 
 using ld = long double;
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 template <class T>
 constexpr double eps() {

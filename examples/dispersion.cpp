@@ -153,6 +153,25 @@ void check_two_level(ex::Claims& claims, const std::vector<std::size_t>& ns, con
           ok ? "" : (" (fails at n = " + std::to_string(bad_n) + ")").c_str());
     }
   }
+  // Below the threshold α-entmax still keeps p_target >= ((α−1)Δ)^{1/(α−1)} at every n: the
+  // distractors' common value (α−1)·0 − τ must be >= 0, so the target's is >= (α−1)Δ.
+  for (const double delta : {0.5, 1.0, 1.5}) {
+    const double bound15 = 0.25 * delta * delta, bound_sp = delta;
+    const auto& e15 = maps[3];
+    const auto& sp = maps[2];
+    bool ok = true;
+    T last15 = 0;
+    for (std::size_t n : ns) {
+      last15 = two_level(e15.fn, n, 1, T(delta)).target;
+      const T psp = two_level(sp.fn, n, 1, T(delta * 0.5)).target;  // Δ/2 < 1: below sparsemax's threshold
+      ok = ok && double(last15) >= bound15 && double(psp) >= 0.5 * bound_sp;
+    }
+    claims.claim(
+        ok,
+        "[%s] below the threshold attention does not vanish: entmax15 target >= (Δ/2)^2 = %g at Δ = %g "
+        "(%.4f at n = %zu), sparsemax >= %g at Δ = %g, for every n",
+        tname, bound15, delta, double(last15), ns.back(), 0.5 * bound_sp, 0.5 * delta);
+  }
   // Softmax and scalable softmax follow their closed forms; softmax decays, below 0.001 at 65,536.
   for (const double delta : {2.0, 3.0}) {
     double worst_sm = 0, worst_ss = 0;

@@ -61,12 +61,16 @@ inline Vec softmax(const Vec& z) {
   return p;
 }
 
-/// sparsemax by full sort (Held et al. / Martins & Astudillo): sort descending, the support
-/// is the largest k with 1 + k·z_(k) > Σ_{j≤k} z_(j); τ = (Σ_{j≤k} z_(j) − 1)/k.
+/// sparsemax by full sort (Held et al. / Martins & Astudillo) on x = z − max: sort descending,
+/// the support is the largest k with 1 + k·x_(k) > Σ_{j≤k} x_(j); τ = (Σ_{j≤k} x_(j) − 1)/k.
 inline Vec sparsemax(const Vec& z) {
   Vec p;
   if (detail::special(z, p)) return p;
-  Vec s = z;
+  // Shift by the max first: huge scores would otherwise lose the 1 of the simplex constraint.
+  const long double m = *std::max_element(z.begin(), z.end());
+  Vec x(z.size());
+  for (std::size_t i = 0; i < z.size(); ++i) x[i] = z[i] - m;
+  Vec s = x;
   std::sort(s.begin(), s.end(), std::greater<long double>());
   long double cum = 0, tau = 0;
   for (std::size_t k = 1; k <= s.size(); ++k) {
@@ -76,7 +80,7 @@ inline Vec sparsemax(const Vec& z) {
     if (s[k - 1] > t) tau = t;
   }
   p.resize(z.size());
-  for (std::size_t i = 0; i < z.size(); ++i) p[i] = std::max(z[i] - tau, 0.0L);
+  for (std::size_t i = 0; i < z.size(); ++i) p[i] = std::max(x[i] - tau, 0.0L);
   return p;
 }
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 
 namespace entmax::detail {
 
@@ -24,7 +25,7 @@ struct IdentityWeight {
 struct IndicatorWeight {
   template <class T, class A>
   xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& p) const {
-    return xsimd::select(p != xsimd::batch<T, A>(T(0)), xsimd::batch<T, A>(T(1)), xsimd::batch<T, A>(T(0)));
+    return xsimd::select(p == xsimd::batch<T, A>(T(0)), xsimd::batch<T, A>(T(0)), xsimd::batch<T, A>(T(1)));
   }
   template <class T>
   T operator()(T p) const {
@@ -44,44 +45,124 @@ struct SqrtWeight {
   }
 };
 
-/// dz = u ⊙ (dp − c), c = ⟨u, dp⟩ / Σu, with u = U(p) computed in T (U must map 0 to 0, be
-/// finite and ≥ 0 on [0, 1]: every α ≤ 2). Sums in double. p, dp, dz contiguous; dz may alias
-/// dp (not p). dz is exactly 0 where p = 0; a row with Σu = 0 (fully masked) gives dz = 0.
-template <class T, class Arch, class U>
-inline void entmax_vjp(const T* p, const T* dp, T* dz, std::size_t n, const U& u) {
-  using B = xsimd::batch<T, Arch>;
+// float rows: products and sums in double (u·dp is exact in double), output computed in
+// double and rounded once, so Σ dz = 0 up to the rounding of each dz_i.
+template <class Arch, class U>
+inline void entmax_vjp_float(const float* p, const float* dp, float* dz, std::size_t n, const U& u) {
+  using B = xsimd::batch<float, Arch>;
   using BD = xsimd::batch<double, Arch>;
   constexpr std::size_t W = B::size;
   std::size_t i = 0;
   BD sud0(0.0), sud1(0.0), su0(0.0), su1(0.0);
-  for (; i + 2 * W <= n; i += 2 * W) {
-    const B u0 = u(B::load_unaligned(p + i));
-    const B u1 = u(B::load_unaligned(p + i + W));
-    add_to_double(sud0, u0 * B::load_unaligned(dp + i));
-    add_to_double(sud1, u1 * B::load_unaligned(dp + i + W));
-    add_to_double(su0, u0);
-    add_to_double(su1, u1);
+  for (; i + W <= n; i += W) {
+    BD ul, uh, dl, dh;
+    split_to_double(u(B::load_unaligned(p + i)), ul, uh);
+    split_to_double(B::load_unaligned(dp + i), dl, dh);
+    sud0 = xsimd::fma(ul, dl, sud0);
+    sud1 = xsimd::fma(uh, dh, sud1);
+    su0 = su0 + ul;
+    su1 = su1 + uh;
   }
   double sud = reduce_add(sud0 + sud1);
   double su = reduce_add(su0 + su1);
-  for (; i < n; ++i) {
-    const T ui = u(p[i]);
-    sud += static_cast<double>(ui * dp[i]);
-    su += static_cast<double>(ui);
+  for (std::size_t j = i; j < n; ++j) {
+    const double uj = static_cast<double>(u(p[j]));
+    sud += uj * static_cast<double>(dp[j]);
+    su += uj;
   }
   if (!(su > 0.0) && su == su) {  // nothing in the support (e.g. fully masked): zero gradient
-    for (std::size_t j = 0; j < n; ++j) dz[j] = T(0);
+    for (std::size_t j = 0; j < n; ++j) dz[j] = 0.0f;
     return;
   }
-  const T c = static_cast<T>(sud / su);
-  const B cb(c), zero(T(0));
-  i = 0;
-  for (; i + W <= n; i += W) {
+  const double c = sud / su;
+  const BD cb(c);
+  const B zero(0.0f);
+  for (i = 0; i + W <= n; i += W) {
     const B pb = B::load_unaligned(p + i);
-    const B g = u(pb) * (B::load_unaligned(dp + i) - cb);
-    xsimd::select(pb != zero, g, zero).store_unaligned(dz + i);
+    BD ul, uh, dl, dh;
+    split_to_double(u(pb), ul, uh);
+    split_to_double(B::load_unaligned(dp + i), dl, dh);
+    const B g = join_to_float(ul * (dl - cb), uh * (dh - cb));
+    xsimd::select(pb == zero, zero, g).store_unaligned(dz + i);  // == is ordered on every arch
   }
-  for (; i < n; ++i) dz[i] = p[i] != T(0) ? u(p[i]) * (dp[i] - c) : T(0);
+  for (; i < n; ++i)
+    dz[i] = p[i] == 0.0f
+                ? 0.0f
+                : static_cast<float>(static_cast<double>(u(p[i])) * (static_cast<double>(dp[i]) - c));
+}
+
+// double rows: ⟨u, dp⟩ and Σu in double-double (TwoSum, exact products by fma), c = c_hi + c_lo,
+// dz = u ⊙ ((dp − c_hi) − c_lo).
+template <class Arch, class U>
+inline void entmax_vjp_double(const double* p, const double* dp, double* dz, std::size_t n, const U& u) {
+  using B = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  B ud_hi(0.0), ud_lo(0.0), u_hi(0.0), u_lo(0.0);
+  for (; i + W <= n; i += W) {
+    const B ub = u(B::load_unaligned(p + i));
+    const B db = B::load_unaligned(dp + i);
+    const B prod = ub * db;
+    const B perr = xsimd::fms(ub, db, prod);
+    B s, e;
+    two_sum(ud_hi, prod, s, e);
+    ud_hi = s;
+    ud_lo = ud_lo + (e + perr);
+    two_sum(u_hi, ub, s, e);
+    u_hi = s;
+    u_lo = u_lo + e;
+  }
+  alignas(64) double a[W], b[W], c2[W], d[W];
+  ud_hi.store_aligned(a);
+  ud_lo.store_aligned(b);
+  u_hi.store_aligned(c2);
+  u_lo.store_aligned(d);
+  CompensatedSum sud, su;
+  double sud_lo = 0.0, su_lo = 0.0;
+  for (std::size_t j = 0; j < W; ++j) {
+    sud.add(a[j]);
+    sud_lo += b[j];
+    su.add(c2[j]);
+    su_lo += d[j];
+  }
+  for (std::size_t j = i; j < n; ++j) {
+    const double uj = u(p[j]);
+    const double prod = uj * dp[j];
+    sud.add(prod);
+    sud_lo += std::fma(uj, dp[j], -prod);
+    su.add(uj);
+  }
+  sud.lo += sud_lo;
+  su.lo += su_lo;
+  const double su_v = su.value();
+  if (!(su_v > 0.0) && su_v == su_v) {
+    for (std::size_t j = 0; j < n; ++j) dz[j] = 0.0;
+    return;
+  }
+  const double c_hi = sud.value() / su_v;
+  // c_lo = (S_ud − c_hi·S_u) / S_u with the residual formed from the double-double parts.
+  const double c_lo = (std::fma(-c_hi, su.hi, sud.hi) + (sud.lo - c_hi * su.lo)) / su_v;
+  const B ch(c_hi), cl(c_lo), zero(0.0);
+  for (i = 0; i + W <= n; i += W) {
+    const B pb = B::load_unaligned(p + i);
+    const B g = u(pb) * ((B::load_unaligned(dp + i) - ch) - cl);
+    xsimd::select(pb == zero, zero, g).store_unaligned(dz + i);
+  }
+  for (; i < n; ++i) dz[i] = p[i] == 0.0 ? 0.0 : u(p[i]) * ((dp[i] - c_hi) - c_lo);
+}
+
+/// dz = u ⊙ (dp − c), c = ⟨u, dp⟩ / Σu, with u = U(p) computed in T (U maps batches and
+/// scalars; it must map 0 to 0 and be finite and ≥ 0 on [0, 1]: every α ≤ 2). p, dp, dz
+/// contiguous; dz may alias dp or p. Sums exact to about double-double (float: products and
+/// sums in double), so Σ dz = 0 and dp = c·1 ⇒ dz = 0 hold to the rounding of each dz_i.
+/// dz is exactly 0 where p = 0; a row with Σu = 0 (fully masked) gives dz = 0.
+template <class T, class Arch, class U>
+inline void entmax_vjp(const T* p, const T* dp, T* dz, std::size_t n, const U& u) {
+  if constexpr (std::is_same_v<T, float>) {
+    entmax_vjp_float<Arch>(p, dp, dz, n, u);
+  } else {
+    entmax_vjp_double<Arch>(p, dp, dz, n, u);
+  }
 }
 
 /// The same product for any α > 1, computed per support element in double:

@@ -19,7 +19,8 @@ struct RowScan {
 };
 
 /// One pass: max, min and whether a NaN or +inf is present. NaN detection uses explicit
-/// unordered compares, so the answer never depends on the lane order of max/min.
+/// unordered compares (xsimd::isnan; xsimd's `!=` is ordered on some archs), so the answer
+/// never depends on the lane order of max/min.
 template <class T, class Arch = xsimd::default_arch>
 inline RowScan<T> scan_row(const T* z, std::size_t n) {
   using B = batch<T, Arch>;
@@ -30,7 +31,7 @@ inline RowScan<T> scan_row(const T* z, std::size_t n) {
   bool nan = false;
   if (n >= 2 * W) {
     B mx0(-inf), mx1(-inf), mn0(inf), mn1(inf);
-    auto bad = B(T(0)) != B(T(0));  // all false
+    auto bad = B(T(0)) > B(T(0));  // all false
     for (; i + 2 * W <= n; i += 2 * W) {
       const B a = B::load_unaligned(z + i);
       const B b = B::load_unaligned(z + i + W);
@@ -38,7 +39,7 @@ inline RowScan<T> scan_row(const T* z, std::size_t n) {
       mx1 = xsimd::max(mx1, b);
       mn0 = xsimd::min(mn0, a);
       mn1 = xsimd::min(mn1, b);
-      bad = bad | (a != a) | (b != b);
+      bad = bad | xsimd::isnan(a) | xsimd::isnan(b);
     }
     nan = xsimd::any(bad);
     mx = reduce_max(xsimd::max(mx0, mx1));

@@ -5,6 +5,8 @@
 // {x > τ} = the support used to compute it.
 #pragma once
 
+#include <entmax/detail/accumulate.hpp>
+
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -32,22 +34,24 @@ inline std::size_t count_above(const T* buf, std::size_t k, T t) {
 /// k becomes the final |C|.
 template <class T>
 inline double sparsemax_threshold(T* buf, std::size_t& k) {
-  double s = 0.0;
-  for (std::size_t i = 0; i < k; ++i) s += static_cast<double>(buf[i]);
-  double tau = (s - 1.0) / static_cast<double>(k);
+  CompensatedSum s;
+  for (std::size_t i = 0; i < k; ++i) s.add(static_cast<double>(buf[i]));
+  s.add(-1.0);
+  double tau = s.value() / static_cast<double>(k);
   for (;;) {  // each round drops at least one element or returns
     std::size_t c = 0;
-    s = 0.0;
+    s = CompensatedSum{};
     for (std::size_t i = 0; i < k; ++i) {
       const T x = buf[i];
       if (static_cast<double>(x) > tau) {
         buf[c++] = x;
-        s += static_cast<double>(x);
+        s.add(static_cast<double>(x));
       }
     }
     if (c == k) return tau;  // C = {x > τ}: τ is exact
     k = c;
-    tau = (s - 1.0) / static_cast<double>(c);
+    s.add(-1.0);
+    tau = s.value() / static_cast<double>(c);
   }
 }
 
@@ -60,17 +64,19 @@ inline double entmax15_threshold(T* buf, std::size_t& k) {
   double tau = -1.0;
   for (;;) {
     std::size_t c = 0;
-    double sd = 0.0, sd2 = 0.0, mn = std::numeric_limits<double>::infinity();
+    CompensatedSum csd, csd2;
+    double mn = std::numeric_limits<double>::infinity();
     for (std::size_t i = 0; i < k; ++i) {
       const T x = buf[i];
       const double d = static_cast<double>(x) - tau;
       if (d > 0.0) {
         buf[c++] = x;
-        sd += d;
-        sd2 += d * d;
+        csd.add(d);
+        csd2.add(d * d);
         mn = d < mn ? d : mn;
       }
     }
+    const double sd = csd.value(), sd2 = csd2.value();
     k = c;
     const double kd = static_cast<double>(c);
     const double disc = sd * sd - kd * (sd2 - 1.0);

@@ -212,3 +212,286 @@ TEMPLATE_TEST_CASE("attention matches the golden float64 vectors", "[attention][
   }
   CHECK(checked == 21);
 }
+
+// =============================================================================================
+// Every option combination on small shapes against the long-double reference.
+
+namespace {
+
+struct Case {
+  long B, H, KH, Nq, Nk, D;
+  bool causal = false;
+  bool key_len = false;
+  int mask = 0;  // 0 none, 1 [B,H], 2 [1,1], 3 [B,1]
+  int bias = 0;  // same encoding
+  bool alibi = false;
+  bool row_scale = false;
+  bool policy_scale = false;  // PerRowScale around the base policy
+  std::size_t block_rows = 0;
+  double sd = 1.0;  // standard deviation of q and k
+};
+
+std::string describe(const Case& c) {
+  std::ostringstream s;
+  s << "B=" << c.B << " H=" << c.H << " KH=" << c.KH << " Nq=" << c.Nq << " Nk=" << c.Nk << " D=" << c.D
+    << " causal=" << c.causal << " key_len=" << c.key_len << " mask=" << c.mask << " bias=" << c.bias
+    << " alibi=" << c.alibi << " row_scale=" << c.row_scale << " policy_scale=" << c.policy_scale
+    << " block_rows=" << c.block_rows << " sd=" << c.sd;
+  return s.str();
+}
+
+std::array<long, 2> bcast_dims(int mode, long B, long H) {
+  switch (mode) {
+    case 1:
+      return {B, H};
+    case 2:
+      return {1, 1};
+    default:
+      return {B, 1};
+  }
+}
+
+// All inputs of one case, in T, plus the matching reference options.
+template <class T>
+struct Inputs {
+  Case c;
+  Tensor4<T> q, k, v, dout;
+  Eigen::Tensor<bool, 4, Eigen::RowMajor> mask;
+  Tensor4<T> bias;
+  Tensor3<T> row_scale;
+  std::vector<T> pscale;  // PerRowScale scales, one per row
+  entmax::AttentionOptions<T> opt;
+
+  template <class R>
+  entmax_ref::Options<R> ref_options() const {
+    entmax_ref::Options<R> r;
+    r.causal = c.causal;
+    r.scale = 0;
+    r.key_len.assign(opt.key_lengths.begin(), opt.key_lengths.end());
+    if (c.mask) {
+      r.mask.resize(static_cast<std::size_t>(mask.size()));
+      for (std::size_t i = 0; i < r.mask.size(); ++i) r.mask[i] = mask.data()[i];
+      r.mask_b = static_cast<std::size_t>(mask.dimension(0));
+      r.mask_h = static_cast<std::size_t>(mask.dimension(1));
+    }
+    if (c.bias) {
+      r.bias = to_vec<R>(bias);
+      r.bias_b = static_cast<std::size_t>(bias.dimension(0));
+      r.bias_h = static_cast<std::size_t>(bias.dimension(1));
+    }
+    for (T s : opt.alibi_slopes) r.alibi.push_back(static_cast<R>(s));
+    if (c.row_scale) r.row_scale = to_vec<R>(row_scale);
+    if (c.policy_scale) {
+      const std::vector<T> ps = pscale;
+      r.policy_scale = [ps](std::size_t row, std::size_t) { return static_cast<R>(ps[row]); };
+    }
+    return r;
+  }
+};
+
+template <class T>
+Inputs<T> make_inputs(const Case& c, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Inputs<T> in;
+  in.c = c;
+  in.q = random_tensor<T>(rng, c.B, c.H, c.Nq, c.D, c.sd);
+  in.k = random_tensor<T>(rng, c.B, c.KH, c.Nk, c.D, c.sd);
+  in.v = random_tensor<T>(rng, c.B, c.KH, c.Nk, c.D);
+  in.dout = random_tensor<T>(rng, c.B, c.H, c.Nq, c.D);
+  in.opt.causal = c.causal;
+  in.opt.block_rows = c.block_rows;
+  std::uniform_real_distribution<double> unif(0.0, 1.0);
+  if (c.key_len) {
+    for (long b = 0; b < c.B; ++b)
+      in.opt.key_lengths.push_back(b == 0 ? std::max<long>(0, c.Nk - 2)
+                                          : static_cast<long>(unif(rng) * double(c.Nk + 1)));
+  }
+  if (c.mask) {
+    const auto d = bcast_dims(c.mask, c.B, c.H);
+    in.mask.resize(d[0], d[1], c.Nq, c.Nk);
+    for (Eigen::Index i = 0; i < in.mask.size(); ++i) in.mask.data()[i] = unif(rng) < 0.7;
+    // One fully masked query row, when there is more than one row.
+    if (c.Nq > 1)
+      for (long j = 0; j < c.Nk; ++j) in.mask(0, 0, 1, j) = false;
+    in.opt.mask = entmax::view(in.mask);
+  }
+  if (c.bias) {
+    const auto d = bcast_dims(c.bias, c.B, c.H);
+    in.bias = random_tensor<T>(rng, d[0], d[1], c.Nq, c.Nk, 0.5);
+    in.opt.bias = entmax::view(in.bias);
+  }
+  if (c.alibi)
+    for (long h = 0; h < c.H; ++h) in.opt.alibi_slopes.push_back(T(1) / T(h + 1));
+  if (c.row_scale) {
+    in.row_scale.resize(c.B, c.H, c.Nq);
+    for (Eigen::Index i = 0; i < in.row_scale.size(); ++i)
+      in.row_scale.data()[i] = static_cast<T>(0.5 + 1.5 * unif(rng));
+    in.opt.row_scale = entmax::view(in.row_scale);
+  }
+  if (c.policy_scale) {
+    in.pscale.resize(static_cast<std::size_t>(c.B * c.H * c.Nq));
+    for (auto& s : in.pscale) s = static_cast<T>(0.5 + 2.0 * unif(rng));
+  }
+  return in;
+}
+
+struct LibResult {
+  std::vector<ld> o, dq, dk, dv, drow_scale, dpolicy;
+  std::vector<std::int64_t> support;
+};
+
+// Runs the library on the inputs with `base` (wrapped in PerRowScale when the case asks).
+template <class T, class Base>
+LibResult run_library(const Inputs<T>& in, const Base& base, unsigned threads = 1) {
+  entmax::AttentionOptions<T> opt = in.opt;
+  opt.threads = threads;
+  LibResult r;
+  Eigen::Tensor<std::int64_t, 3, Eigen::RowMajor> support;
+  auto run = [&](const auto& pol) {
+    const Tensor4<T> o = entmax::attention(in.q, in.k, in.v, pol, opt, &support);
+    const auto g = entmax::attention_backward(in.q, in.k, in.v, in.dout, pol, opt);
+    r.o = to_vec<ld>(o);
+    r.dq = to_vec<ld>(g.dq);
+    r.dk = to_vec<ld>(g.dk);
+    r.dv = to_vec<ld>(g.dv);
+    if (in.c.row_scale) r.drow_scale = to_vec<ld>(g.drow_scale);
+    r.support.assign(support.data(), support.data() + support.size());
+  };
+  if (in.c.policy_scale) {
+    std::vector<T> ds(in.pscale.size(), T(-7));
+    entmax::PerRowScale<T, Base> pol(base, in.pscale.data(), ds.data());
+    run(pol);
+    r.dpolicy.assign(ds.begin(), ds.end());
+  } else {
+    run(base);
+  }
+  return r;
+}
+
+template <class T, class Base>
+void check_case(const Case& c, const Base& base, ld alpha, std::uint64_t seed) {
+  INFO(describe(c) << " alpha=" << double(alpha) << " seed=" << seed);
+  const Inputs<T> in = make_inputs<T>(c, seed);
+  const auto sz = [](long a) { return static_cast<std::size_t>(a); };
+  const auto ref = entmax_ref::attention<ld>(
+      to_vec<ld>(in.q), to_vec<ld>(in.k), to_vec<ld>(in.v), to_vec<ld>(in.dout), sz(c.B), sz(c.H), sz(c.KH),
+      sz(c.Nq), sz(c.Nk), sz(c.D), entmax_ref::RowMap<ld>{alpha}, in.template ref_options<ld>());
+  const auto naive = entmax_ref::attention<T>(
+      to_vec<T>(in.q), to_vec<T>(in.k), to_vec<T>(in.v), to_vec<T>(in.dout), sz(c.B), sz(c.H), sz(c.KH),
+      sz(c.Nq), sz(c.Nk), sz(c.D), entmax_ref::RowMap<T>{T(alpha)}, in.template ref_options<T>());
+  const LibResult lib = run_library(in, base);
+  auto compare = [&](const char* name, const std::vector<ld>& got, const std::vector<ld>& want,
+                     const std::vector<T>& nv) {
+    REQUIRE(got.size() == want.size());
+    const ld err = max_abs_diff(got, want, got.size());
+    const ld nerr = max_abs_diff(nv, want, got.size());
+    const ld tol = tolerance<T>(nerr, max_abs(want, want.size()));
+    INFO(name << ": error " << double(err) << ", naive same-dtype error " << double(nerr) << ", tol "
+              << double(tol));
+    CHECK(err <= tol);
+  };
+  compare("o", lib.o, ref.o, naive.o);
+  compare("dq", lib.dq, ref.dq, naive.dq);
+  compare("dk", lib.dk, ref.dk, naive.dk);
+  compare("dv", lib.dv, ref.dv, naive.dv);
+  if (c.row_scale) compare("drow_scale", lib.drow_scale, ref.drow_scale, naive.drow_scale);
+  if (c.policy_scale) compare("dpolicy_scale", lib.dpolicy, ref.dpolicy_scale, naive.dpolicy_scale);
+  // Support sizes: exact in double; float may flip an element sitting at the threshold.
+  REQUIRE(lib.support.size() == ref.support.size());
+  // Softmax: tiny probabilities underflow to 0 in T (never the reverse).
+  std::size_t mismatches = 0, above = 0;
+  for (std::size_t i = 0; i < ref.support.size(); ++i) {
+    mismatches += static_cast<std::size_t>(lib.support[i]) != ref.support[i];
+    above += static_cast<std::size_t>(lib.support[i]) > ref.support[i];
+  }
+  if (alpha == 1)
+    CHECK(above == 0);
+  else if (std::is_same_v<T, double>)
+    CHECK(mismatches == 0);
+  else
+    CHECK(mismatches <= ref.support.size() / 20);
+}
+
+std::vector<Case> option_cases(std::mt19937_64& rng) {
+  std::vector<Case> cases;
+  // Shapes around block sizes and SIMD widths, incl. 1s; GQA.
+  const long shapes[][6] = {{1, 1, 1, 1, 1, 1},    {1, 1, 1, 1, 7, 3},   {1, 2, 1, 5, 1, 4},
+                            {2, 2, 2, 17, 17, 5},  {1, 4, 2, 9, 33, 16}, {2, 3, 1, 33, 70, 8},
+                            {1, 1, 1, 70, 65, 17}, {1, 2, 2, 3, 300, 9}};
+  std::uniform_int_distribution<int> bit(0, 1), mode(0, 3);
+  for (const auto& s : shapes) {
+    for (int variant = 0; variant < 6; ++variant) {
+      Case c{s[0], s[1], s[2], s[3], s[4], s[5]};
+      c.causal = bit(rng);
+      c.key_len = bit(rng);
+      c.mask = mode(rng);
+      c.bias = mode(rng);
+      c.alibi = bit(rng);
+      c.row_scale = bit(rng);
+      c.policy_scale = variant == 5 ? true : bit(rng) && bit(rng);
+      c.block_rows = variant % 3 == 0 ? 0 : static_cast<std::size_t>(variant == 1 ? 1 : 4);
+      c.sd = variant == 4 ? 3.0 : 1.0;  // sharper rows: more zeros
+      if (variant == 0) {               // plain, the fast path
+        c.causal = variant % 2;
+        c.key_len = false, c.mask = 0, c.bias = 0, c.alibi = false, c.row_scale = false,
+        c.policy_scale = false;
+      }
+      cases.push_back(c);
+    }
+  }
+  return cases;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("attention: every option combination vs the long-double reference", "[attention][options]",
+                   float, double) {
+  using T = TestType;
+  const std::uint64_t seed = Catch::rngSeed();
+  std::mt19937_64 rng(seed);
+  const auto cases = option_cases(rng);
+  std::uint64_t s = seed;
+  for (const auto& c : cases) {
+    ++s;
+    check_case<T>(c, entmax::Softmax{}, 1, s);
+    check_case<T>(c, entmax::Sparsemax{}, 2, s);
+    check_case<T>(c, entmax::Entmax15{}, 1.5L, s);
+  }
+}
+
+TEMPLATE_TEST_CASE("attention: results are bitwise identical for any thread count", "[attention][threads]",
+                   float, double) {
+  using T = TestType;
+  const std::uint64_t seed = Catch::rngSeed();
+  INFO("seed " << seed);
+  for (int mode = 0; mode < 3; ++mode) {
+    Case c{2, 4, 2, 70, 600, 16};
+    c.causal = mode != 1;
+    c.block_rows = mode == 2 ? 0 : 8;
+    c.row_scale = mode == 1;
+    c.sd = mode == 2 ? 1.0 : 2.0;
+    INFO(describe(c));
+    const Inputs<T> in = make_inputs<T>(c, seed + std::uint64_t(mode));
+    auto same = [](const std::vector<ld>& a, const std::vector<ld>& b) {
+      return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](ld x, ld y) {
+               return std::memcmp(&x, &y, sizeof(ld)) == 0 || (x == y);
+             });
+    };
+    auto check = [&](const auto& pol) {
+      const LibResult one = run_library(in, pol, 1);
+      for (unsigned t : {2u, 3u}) {
+        INFO("threads " << t);
+        const LibResult many = run_library(in, pol, t);
+        CHECK(same(one.o, many.o));
+        CHECK(same(one.dq, many.dq));
+        CHECK(same(one.dk, many.dk));
+        CHECK(same(one.dv, many.dv));
+        CHECK(same(one.drow_scale, many.drow_scale));
+        CHECK(one.support == many.support);
+      }
+    };
+    check(entmax::Softmax{});
+    check(entmax::Entmax15{});
+    check(entmax::Sparsemax{});
+  }
+}

@@ -38,8 +38,7 @@ auto view(const X& x) {
   using U = std::remove_const_t<typename X::Scalar>;
   TensorView<U, static_cast<int>(X::NumIndices)> out;
   out.data = x.data();
-  for (int d = 0; d < static_cast<int>(X::NumIndices); ++d)
-    out.dims[static_cast<std::size_t>(d)] = x.dimension(d);
+  for (std::size_t d = 0; d < static_cast<std::size_t>(X::NumIndices); ++d) out.dims[d] = x.dimension(d);
   return out;
 }
 

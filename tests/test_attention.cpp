@@ -495,3 +495,333 @@ TEMPLATE_TEST_CASE("attention: results are bitwise identical for any thread coun
     check(entmax::Sparsemax{});
   }
 }
+
+// =============================================================================================
+// Masking contract: masked K/V rows are never read; fully masked rows give zeros.
+
+TEMPLATE_TEST_CASE("attention: poisoning masked K/V rows with NaN or 1e30 changes nothing",
+                   "[attention][mask]", float, double) {
+  using T = TestType;
+  const std::uint64_t seed = Catch::rngSeed();
+  INFO("seed " << seed);
+  for (int variant = 0; variant < 4; ++variant) {
+    Case c{2, 2, 1, 21, 40, 8};
+    c.key_len = true;
+    c.causal = variant % 2;
+    c.block_rows = variant < 2 ? 0 : 4;
+    c.sd = variant == 3 ? 3.0 : 1.0;
+    INFO(describe(c));
+    Inputs<T> in = make_inputs<T>(c, seed + std::uint64_t(variant));
+    in.opt.key_lengths = {std::int64_t{31}, std::int64_t{12}};
+    // Keys 5 and 6 hidden from every query by a broadcast mask.
+    Eigen::Tensor<bool, 4, Eigen::RowMajor> mask(1, 1, c.Nq, c.Nk);
+    mask.setConstant(true);
+    for (long i = 0; i < c.Nq; ++i) mask(0, 0, i, 5) = mask(0, 0, i, 6) = false;
+    in.opt.mask = entmax::view(mask);
+    auto masked_key = [&](long b, long j) {
+      return j == 5 || j == 6 || j >= in.opt.key_lengths[std::size_t(b)];
+    };
+    for (const T poison :
+         {std::numeric_limits<T>::quiet_NaN(), T(1e30), -std::numeric_limits<T>::infinity()}) {
+      INFO("poison " << poison);
+      Inputs<T> bad = in;
+      bad.opt.mask = entmax::view(mask);
+      for (long b = 0; b < c.B; ++b)
+        for (long j = 0; j < c.Nk; ++j)
+          if (masked_key(b, j))
+            for (long d = 0; d < c.D; ++d) bad.k(b, 0, j, d) = bad.v(b, 0, j, d) = poison;
+      auto check = [&](const auto& pol) {
+        const LibResult clean = run_library(in, pol), dirty = run_library(bad, pol);
+        CHECK(std::equal(clean.o.begin(), clean.o.end(), dirty.o.begin()));
+        CHECK(std::equal(clean.dq.begin(), clean.dq.end(), dirty.dq.begin()));
+        CHECK(std::equal(clean.dk.begin(), clean.dk.end(), dirty.dk.begin()));
+        CHECK(std::equal(clean.dv.begin(), clean.dv.end(), dirty.dv.begin()));
+        // Masked keys get exactly zero gradients.
+        bool zero = true;
+        for (long b = 0; b < c.B; ++b)
+          for (long j = 0; j < c.Nk; ++j)
+            if (masked_key(b, j))
+              for (long d = 0; d < c.D; ++d) {
+                const std::size_t at = static_cast<std::size_t>(((b * c.KH) * c.Nk + j) * c.D + d);
+                zero = zero && dirty.dk[at] == 0 && dirty.dv[at] == 0;
+              }
+        CHECK(zero);
+      };
+      check(entmax::Softmax{});
+      check(entmax::Sparsemax{});
+      check(entmax::Entmax15{});
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("attention: causal outputs never see future keys", "[attention][mask]", float, double) {
+  using T = TestType;
+  const std::uint64_t seed = Catch::rngSeed();
+  INFO("seed " << seed);
+  Case c{1, 1, 1, 24, 24, 8};
+  c.causal = true;
+  c.block_rows = 8;
+  const Inputs<T> in = make_inputs<T>(c, seed);
+  for (long cut : {3L, 9L, 16L}) {
+    INFO("keys after " << cut << " poisoned with NaN");
+    Inputs<T> bad = in;
+    for (long j = cut + 1; j < c.Nk; ++j)
+      for (long d = 0; d < c.D; ++d)
+        bad.k(0, 0, j, d) = bad.v(0, 0, j, d) = std::numeric_limits<T>::quiet_NaN();
+    auto check = [&](const auto& pol) {
+      const LibResult clean = run_library(in, pol), dirty = run_library(bad, pol);
+      const auto rows = static_cast<std::size_t>((cut + 1) * c.D);
+      bool finite = true;
+      for (std::size_t i = 0; i < rows; ++i)
+        finite = finite && std::isfinite(static_cast<double>(dirty.o[i]));
+      CHECK(finite);
+      CHECK(max_abs_diff(clean.o, dirty.o, rows) <= ld(16) * std::numeric_limits<T>::epsilon());
+    };
+    check(entmax::Softmax{});
+    check(entmax::Entmax15{});
+  }
+}
+
+TEMPLATE_TEST_CASE("attention: fully masked queries give zero rows and zero gradients", "[attention][mask]",
+                   float, double) {
+  using T = TestType;
+  const std::uint64_t seed = Catch::rngSeed();
+  INFO("seed " << seed);
+  // Nq > Nk with causal alignment: the first Nq − Nk queries see no key. Batch 1 has no keys.
+  Case c{2, 2, 2, 9, 4, 5};
+  c.causal = true;
+  c.policy_scale = true;
+  c.row_scale = true;
+  Inputs<T> in = make_inputs<T>(c, seed);
+  in.opt.key_lengths = {std::int64_t{4}, std::int64_t{0}};
+  auto check = [&](const auto& base) {
+    const LibResult r = run_library(in, base);
+    bool ok = true;
+    for (long b = 0; b < c.B; ++b)
+      for (long h = 0; h < c.H; ++h)
+        for (long i = 0; i < c.Nq; ++i) {
+          const bool empty = b == 1 || i < c.Nq - c.Nk;
+          const std::size_t row = static_cast<std::size_t>((b * c.H + h) * c.Nq + i);
+          for (long d = 0; d < c.D; ++d) {
+            const std::size_t at = row * static_cast<std::size_t>(c.D) + static_cast<std::size_t>(d);
+            if (empty)
+              ok = ok && r.o[at] == 0 && r.dq[at] == 0;
+            else
+              ok = ok && std::isfinite(static_cast<double>(r.o[at])) &&
+                   std::isfinite(static_cast<double>(r.dq[at]));
+          }
+          if (empty) ok = ok && r.support[row] == 0 && r.drow_scale[row] == 0 && r.dpolicy[row] == 0;
+        }
+    CHECK(ok);
+    // Batch 1: no keys, so dk and dv are zero.
+    const std::size_t half = r.dk.size() / 2;
+    CHECK(std::all_of(r.dk.begin() + std::ptrdiff_t(half), r.dk.end(), [](ld x) { return x == 0; }));
+    CHECK(std::all_of(r.dv.begin() + std::ptrdiff_t(half), r.dv.end(), [](ld x) { return x == 0; }));
+  };
+  check(entmax::Softmax{});
+  check(entmax::Sparsemax{});
+  check(entmax::Entmax15{});
+  // A mask row with every key hidden.
+  Eigen::Tensor<bool, 4, Eigen::RowMajor> mask(1, 1, c.Nq, c.Nk);
+  mask.setConstant(true);
+  for (long j = 0; j < c.Nk; ++j) mask(0, 0, c.Nq - 1, j) = false;
+  in.opt.mask = entmax::view(mask);
+  in.opt.key_lengths.clear();
+  const LibResult r = run_library(in, entmax::Entmax15{});
+  for (long b = 0; b < c.B; ++b)
+    for (long h = 0; h < c.H; ++h) {
+      const std::size_t row = static_cast<std::size_t>((b * c.H + h) * c.Nq + c.Nq - 1);
+      for (std::size_t d = 0; d < std::size_t(c.D); ++d) {
+        CHECK(r.o[row * std::size_t(c.D) + d] == 0);
+        CHECK(r.dq[row * std::size_t(c.D) + d] == 0);
+      }
+      CHECK(r.drow_scale[row] == 0);
+      CHECK(r.dpolicy[row] == 0);
+    }
+}
+
+TEMPLATE_TEST_CASE("attention: NaN in a visible score gives a NaN row", "[attention][mask]", float, double) {
+  using T = TestType;
+  Case c{1, 1, 1, 4, 6, 3};
+  Inputs<T> in = make_inputs<T>(c, Catch::rngSeed());
+  in.q(0, 0, 2, 1) = std::numeric_limits<T>::quiet_NaN();
+  auto check = [&](const auto& pol) {
+    const Tensor4<T> o = entmax::attention(in.q, in.k, in.v, pol, in.opt);
+    for (long i = 0; i < c.Nq; ++i)
+      for (long d = 0; d < c.D; ++d) CHECK(std::isnan(o(0, 0, i, d)) == (i == 2));
+  };
+  check(entmax::Softmax{});
+  check(entmax::Sparsemax{});
+  check(entmax::Entmax15{});
+}
+
+// =============================================================================================
+// Gradients by finite differences (double).
+
+TEST_CASE("attention: row-scale and q gradients match central finite differences", "[attention][gradient]") {
+  using T = double;
+  const std::uint64_t seed = Catch::rngSeed();
+  INFO("seed " << seed);
+  Case c{1, 2, 1, 6, 11, 4};
+  c.row_scale = true;
+  c.causal = true;
+  c.bias = 1;
+  Inputs<T> in = make_inputs<T>(c, seed);
+  auto loss = [&](const auto& pol, const Inputs<T>& x) {
+    const Tensor4<T> o = entmax::attention(x.q, x.k, x.v, pol, x.opt);
+    long double s = 0;
+    for (Eigen::Index i = 0; i < o.size(); ++i) s += static_cast<long double>(o.data()[i]) * x.dout.data()[i];
+    return static_cast<double>(s);
+  };
+  auto check = [&](const auto& pol, const char* name) {
+    INFO(name);
+    const auto g = entmax::attention_backward(in.q, in.k, in.v, in.dout, pol, in.opt);
+    const double h = 1e-6;
+    int checked = 0;
+    for (Eigen::Index r = 0; r < in.row_scale.size(); ++r) {
+      Inputs<T> plus = in, minus = in;
+      plus.row_scale.data()[r] += h;
+      minus.row_scale.data()[r] -= h;
+      plus.opt.row_scale = entmax::view(plus.row_scale);
+      minus.opt.row_scale = entmax::view(minus.row_scale);
+      plus.opt.bias = entmax::view(plus.bias);
+      minus.opt.bias = entmax::view(minus.bias);
+      const double fd = (loss(pol, plus) - loss(pol, minus)) / (2 * h);
+      const double an = g.drow_scale.data()[r];
+      INFO("row " << r << ": analytic " << an << ", finite difference " << fd);
+      CHECK(std::fabs(an - fd) <= 1e-6 * std::max(1.0, std::fabs(fd)));
+      ++checked;
+    }
+    for (Eigen::Index e = 0; e < in.q.size(); e += 5) {
+      Inputs<T> plus = in, minus = in;
+      plus.q.data()[e] += h;
+      minus.q.data()[e] -= h;
+      for (auto* x : {&plus, &minus}) {
+        x->opt.row_scale = entmax::view(x->row_scale);
+        x->opt.bias = entmax::view(x->bias);
+      }
+      const double fd = (loss(pol, plus) - loss(pol, minus)) / (2 * h);
+      const double an = g.dq.data()[e];
+      INFO("q[" << e << "]: analytic " << an << ", finite difference " << fd);
+      CHECK(std::fabs(an - fd) <= 1e-6 * std::max(1.0, std::fabs(fd)));
+    }
+    CHECK(checked == 12);
+  };
+  check(entmax::Softmax{}, "softmax");
+  check(entmax::Entmax15{}, "entmax15");
+}
+
+// =============================================================================================
+// Bad input and empty extents.
+
+TEST_CASE("attention: shape errors throw std::invalid_argument naming tensors and shapes",
+          "[attention][errors]") {
+  using T = float;
+  Tensor4<T> q(1, 4, 3, 8), k(1, 2, 5, 8), v(1, 2, 5, 8), dout(1, 4, 3, 8);
+  q.setConstant(0.5f), k.setConstant(0.25f), v.setConstant(1.f), dout.setConstant(1.f);
+  auto msg = [&](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "no std::invalid_argument";
+  };
+  const entmax::Entmax15 pol;
+  Tensor4<T> k3(1, 3, 5, 8), kd(1, 2, 5, 7), vbad(1, 2, 6, 8), dbad(1, 4, 3, 7);
+  k3.setZero(), kd.setZero(), vbad.setZero(), dbad.setZero();
+  CHECK_THAT(msg([&] { entmax::attention(q, k3, v, pol); }),
+             Catch::Contains("entmax::attention") && Catch::Contains("k has shape [1, 3, 5, 8]") &&
+                 Catch::Contains("q has shape [1, 4, 3, 8]"));
+  CHECK_THAT(msg([&] { entmax::attention(q, kd, v, pol); }), Catch::Contains("k has shape [1, 2, 5, 7]"));
+  CHECK_THAT(msg([&] { entmax::attention(q, k, vbad, pol); }),
+             Catch::Contains("v has shape [1, 2, 6, 8]") && Catch::Contains("k has shape [1, 2, 5, 8]"));
+  CHECK_THAT(msg([&] { entmax::attention_backward(q, k, v, dbad, pol); }),
+             Catch::Contains("entmax::attention_backward") && Catch::Contains("dout has shape [1, 4, 3, 7]"));
+  entmax::AttentionOptions<T> opt;
+  opt.key_lengths = {3, 4};
+  CHECK_THAT(msg([&] { entmax::attention(q, k, v, pol, opt); }),
+             Catch::Contains("key_lengths has 2 entries"));
+  opt.key_lengths = {6};
+  CHECK_THAT(msg([&] { entmax::attention(q, k, v, pol, opt); }), Catch::Contains("key_lengths[0] = 6"));
+  opt.key_lengths.clear();
+  Eigen::Tensor<bool, 4, Eigen::RowMajor> mask(1, 3, 3, 5);
+  mask.setConstant(true);
+  opt.mask = entmax::view(mask);
+  CHECK_THAT(msg([&] { entmax::attention(q, k, v, pol, opt); }),
+             Catch::Contains("mask has shape [1, 3, 3, 5]"));
+  opt.mask = {};
+  Tensor4<T> bias(1, 1, 3, 4);
+  bias.setZero();
+  opt.bias = entmax::view(bias);
+  CHECK_THAT(msg([&] { entmax::attention_backward(q, k, v, dout, pol, opt); }),
+             Catch::Contains("bias has shape [1, 1, 3, 4]"));
+  opt.bias = {};
+  opt.alibi_slopes = {1.f};
+  CHECK_THAT(msg([&] { entmax::attention(q, k, v, pol, opt); }),
+             Catch::Contains("alibi_slopes has 1 entries"));
+  opt.alibi_slopes.clear();
+  Tensor3<T> rs(1, 4, 2);
+  rs.setConstant(1.f);
+  opt.row_scale = entmax::view(rs);
+  CHECK_THAT(msg([&] { entmax::attention(q, k, v, pol, opt); }),
+             Catch::Contains("row_scale has shape [1, 4, 2]"));
+  opt.row_scale = {};
+  opt.scale = 0.f;
+  CHECK_THROWS_AS(entmax::attention(q, k, v, pol, opt), std::domain_error);
+  opt.scale = std::numeric_limits<T>::quiet_NaN();
+  CHECK_THROWS_AS(entmax::attention_backward(q, k, v, dout, pol, opt), std::domain_error);
+  opt.scale = 0.5f;
+  CHECK_NOTHROW(entmax::attention(q, k, v, pol, opt));
+}
+
+TEMPLATE_TEST_CASE("attention: empty extents are no-ops", "[attention][empty]", float, double) {
+  using T = TestType;
+  const entmax::Sparsemax pol;
+  {
+    Tensor4<T> q(2, 2, 0, 4), k(2, 1, 3, 4), v(2, 1, 3, 4);
+    k.setConstant(1), v.setConstant(1);
+    const Tensor4<T> o = entmax::attention(q, k, v, pol);
+    CHECK(o.size() == 0);
+    const auto g = entmax::attention_backward(q, k, v, q, pol);
+    CHECK(g.dq.size() == 0);
+    CHECK(g.dk.size() == 24);
+    bool zero = true;
+    for (Eigen::Index i = 0; i < g.dk.size(); ++i) zero = zero && g.dk.data()[i] == 0 && g.dv.data()[i] == 0;
+    CHECK(zero);
+  }
+  {
+    Tensor4<T> q(1, 2, 3, 4), k(1, 2, 0, 4), v(1, 2, 0, 4), dout(1, 2, 3, 4);
+    q.setConstant(1), dout.setConstant(1);
+    const Tensor4<T> o = entmax::attention(q, k, v, pol);
+    REQUIRE(o.size() == 24);
+    for (Eigen::Index i = 0; i < o.size(); ++i) CHECK(o.data()[i] == 0);
+    const auto g = entmax::attention_backward(q, k, v, dout, pol);
+    for (Eigen::Index i = 0; i < g.dq.size(); ++i) CHECK(g.dq.data()[i] == 0);
+  }
+  {
+    Tensor4<T> q(0, 0, 3, 4), k(0, 0, 3, 4), v(0, 0, 3, 4);
+    CHECK(entmax::attention(q, k, v, pol).size() == 0);
+  }
+}
+
+TEMPLATE_TEST_CASE("attention: TensorMap inputs give the same results as Tensors", "[attention][map]", float,
+                   double) {
+  using T = TestType;
+  Case c{1, 2, 1, 7, 9, 5};
+  c.causal = true;
+  const Inputs<T> in = make_inputs<T>(c, Catch::rngSeed());
+  const entmax::Entmax15 pol;
+  const Tensor4<T> o = entmax::attention(in.q, in.k, in.v, pol, in.opt);
+  std::vector<T> qbuf(in.q.data(), in.q.data() + in.q.size());
+  Eigen::TensorMap<Tensor4<T>> qm(qbuf.data(), c.B, c.H, c.Nq, c.D);
+  Eigen::TensorMap<const Tensor4<T>> km(in.k.data(), c.B, c.KH, c.Nk, c.D);
+  Eigen::TensorMap<const Tensor4<T>> vm(in.v.data(), c.B, c.KH, c.Nk, c.D);
+  const Tensor4<T> om = entmax::attention(qm, km, vm, pol, in.opt);
+  CHECK(std::memcmp(o.data(), om.data(), sizeof(T) * std::size_t(o.size())) == 0);
+  Eigen::TensorMap<const Tensor4<T>> dm(in.dout.data(), c.B, c.H, c.Nq, c.D);
+  const auto g1 = entmax::attention_backward(in.q, in.k, in.v, in.dout, pol, in.opt);
+  const auto g2 = entmax::attention_backward(qm, km, vm, dm, pol, in.opt);
+  CHECK(std::memcmp(g1.dq.data(), g2.dq.data(), sizeof(T) * std::size_t(g1.dq.size())) == 0);
+  CHECK(std::memcmp(g1.dk.data(), g2.dk.data(), sizeof(T) * std::size_t(g1.dk.size())) == 0);
+}

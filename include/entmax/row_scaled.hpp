@@ -61,6 +61,20 @@ inline constexpr bool is_row_scaled_v = is_row_scaled<N>::value;
 
 namespace detail {
 
+/// x[0, n) = 0. GCC 12 sees callers' npos = i + 2 wrap around on an impossible path and reports
+/// a huge memset here (a -Wstringop-overflow false positive); the loop writes exactly n elements.
+template <class T>
+inline void zero_fill(T* x, std::size_t n) {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
+  for (std::size_t i = 0; i < n; ++i) x[i] = T(0);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+}
+
 /// Σ g_i z_i over the entries with z_i ≠ −inf, in double; if `out` is non-null, also
 /// out_i = scale · g_i in the same pass (out may be g itself). float lanes are widened to
 /// double before the product, which is then exact. NaN or +inf in z propagates.
@@ -130,7 +144,7 @@ RowStats<T> row_scaled_forward(const R& r, std::size_t row, std::size_t npos, co
   static_assert(detail::is_supported_scalar_v<T>, "entmax::row_scaled_forward: T must be float or double");
   if (n == 0) return {-std::numeric_limits<T>::infinity(), T(0), 0};
   if (npos < 2) {
-    for (std::size_t i = 0; i < n; ++i) p[i] = T(0);
+    detail::zero_fill(p, n);
     return {-std::numeric_limits<T>::infinity(), T(0), 0};
   }
   const T s = r.scale(row, npos);
@@ -148,7 +162,7 @@ T row_scaled_backward(const R& r, std::size_t row, std::size_t npos, const T* z,
   static_assert(is_row_scaled_v<R>, "entmax::row_scaled_backward: R must be a row-scaled normalizer");
   static_assert(detail::is_supported_scalar_v<T>, "entmax::row_scaled_backward: T must be float or double");
   if (npos < 2) {
-    for (std::size_t i = 0; i < n; ++i) dz[i] = T(0);
+    detail::zero_fill(dz, n);
     r.scale_backward(row, npos, T(0));
     return T(0);
   }

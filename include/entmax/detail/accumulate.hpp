@@ -5,6 +5,7 @@
 #include <entmax/detail/simd.hpp>
 
 #include <cstddef>
+#include <type_traits>
 
 namespace entmax::detail {
 
@@ -136,6 +137,23 @@ inline void two_sum(const V& a, const V& b, V& s, V& e) {
   s = a + b;
   const V bb = s - a;
   e = (a - (s - bb)) + (b - bb);
+}
+
+/// The rounding error of the product: x·y = fl(x·y) + e exactly (fused multiply-add where the
+/// arch has it, Dekker's splitting otherwise).
+template <class T, class A>
+inline xsimd::batch<T, A> product_error(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y,
+                                        const xsimd::batch<T, A>& prod) {
+  using B = xsimd::batch<T, A>;
+  if constexpr (has_fused_fma<A>) {
+    return detail::fma(x, y, -prod);
+  } else {
+    const B split(std::is_same_v<T, float> ? T(4097) : T(134217729));  // 2^ceil(p/2) + 1
+    const B cx = split * x, cy = split * y;
+    const B xh = cx - (cx - x), xl = x - xh;
+    const B yh = cy - (cy - y), yl = y - yh;
+    return ((xh * yh - prod) + xh * yl + xl * yh) + xl * yl;
+  }
 }
 
 /// A compensated (double-double) running sum of doubles: hi + lo carries about 106 bits, so

@@ -58,8 +58,8 @@ inline void entmax_vjp_float(const float* p, const float* dp, float* dz, std::si
     BD ul, uh, dl, dh;
     split_to_double(u(B::load_unaligned(p + i)), ul, uh);
     split_to_double(B::load_unaligned(dp + i), dl, dh);
-    sud0 = xsimd::fma(ul, dl, sud0);
-    sud1 = xsimd::fma(uh, dh, sud1);
+    sud0 = detail::fma(ul, dl, sud0);  // the product of two floats is exact in double
+    sud1 = detail::fma(uh, dh, sud1);
     su0 = su0 + ul;
     su1 = su1 + uh;
   }
@@ -103,7 +103,7 @@ inline void entmax_vjp_double(const double* p, const double* dp, double* dz, std
     const B ub = u(B::load_unaligned(p + i));
     const B db = B::load_unaligned(dp + i);
     const B prod = ub * db;
-    const B perr = xsimd::fms(ub, db, prod);
+    const B perr = product_error(ub, db, prod);
     B s, e;
     two_sum(ud_hi, prod, s, e);
     ud_hi = s;

@@ -19,18 +19,18 @@ inline xsimd::batch<float, A> exp_nonpositive(const xsimd::batch<float, A>& x) {
   // max(lo, x) returns x when x is NaN (second operand of maxps), so NaN propagates.
   const B xc = xsimd::max(lo, x);
   const B shifter(12582912.0f);  // 1.5·2^23: adding it rounds to an integer in the low bits
-  const B kd = xsimd::fma(xc, B(1.44269504088896341f), shifter);
+  const B kd = detail::fma(xc, B(1.44269504088896341f), shifter);
   const B k = kd - shifter;
-  B r = xsimd::fnma(k, B(0.693359375f), xc);  // ln2 split in a short high part and a low part
-  r = xsimd::fnma(k, B(-2.12194440e-4f), r);
+  B r = detail::fma(-k, B(0.693359375f), xc);  // ln2 split in a short high part and a low part
+  r = detail::fma(-k, B(-2.12194440e-4f), r);
   B q = B(1.9875691500e-4f);
-  q = xsimd::fma(q, r, B(1.3981999507e-3f));
-  q = xsimd::fma(q, r, B(8.3334519073e-3f));
-  q = xsimd::fma(q, r, B(4.1665795894e-2f));
-  q = xsimd::fma(q, r, B(1.6666665459e-1f));
-  q = xsimd::fma(q, r, B(5.0000001201e-1f));
+  q = detail::fma(q, r, B(1.3981999507e-3f));
+  q = detail::fma(q, r, B(8.3334519073e-3f));
+  q = detail::fma(q, r, B(4.1665795894e-2f));
+  q = detail::fma(q, r, B(1.6666665459e-1f));
+  q = detail::fma(q, r, B(5.0000001201e-1f));
   const B r2 = r * r;
-  const B er = xsimd::fma(q, r2, r) + B(1.0f);
+  const B er = detail::fma(q, r2, r) + B(1.0f);
   // 2^k: the low bits of kd hold k; (k + 127) << 23 is the bit pattern of 2^k.
   const I bits = (xsimd::bitwise_cast<I>(kd) + I(127)) << 23;
   const B y = er * xsimd::bitwise_cast<B>(bits);
@@ -45,24 +45,24 @@ inline xsimd::batch<double, A> exp_nonpositive(const xsimd::batch<double, A>& x)
   const B lo(-708.3964185322641);  // ln(DBL_MIN)
   const B xc = xsimd::max(lo, x);
   const B shifter(6755399441055744.0);  // 1.5·2^52
-  const B kd = xsimd::fma(xc, B(1.4426950408889634), shifter);
+  const B kd = detail::fma(xc, B(1.4426950408889634), shifter);
   const B k = kd - shifter;
-  B r = xsimd::fnma(k, B(6.93145751953125e-1), xc);
-  r = xsimd::fnma(k, B(1.42860682030941723212e-6), r);
+  B r = detail::fma(-k, B(6.93145751953125e-1), xc);
+  r = detail::fma(-k, B(1.42860682030941723212e-6), r);
   // Taylor series to degree 13: truncation below 5e-18 on |r| ≤ ln2/2.
   B q(1.0 / 6227020800.0);
-  q = xsimd::fma(q, r, B(1.0 / 479001600.0));
-  q = xsimd::fma(q, r, B(1.0 / 39916800.0));
-  q = xsimd::fma(q, r, B(1.0 / 3628800.0));
-  q = xsimd::fma(q, r, B(1.0 / 362880.0));
-  q = xsimd::fma(q, r, B(1.0 / 40320.0));
-  q = xsimd::fma(q, r, B(1.0 / 5040.0));
-  q = xsimd::fma(q, r, B(1.0 / 720.0));
-  q = xsimd::fma(q, r, B(1.0 / 120.0));
-  q = xsimd::fma(q, r, B(1.0 / 24.0));
-  q = xsimd::fma(q, r, B(1.0 / 6.0));
-  q = xsimd::fma(q, r, B(0.5));
-  const B er = xsimd::fma(q, r * r, r) + B(1.0);
+  q = detail::fma(q, r, B(1.0 / 479001600.0));
+  q = detail::fma(q, r, B(1.0 / 39916800.0));
+  q = detail::fma(q, r, B(1.0 / 3628800.0));
+  q = detail::fma(q, r, B(1.0 / 362880.0));
+  q = detail::fma(q, r, B(1.0 / 40320.0));
+  q = detail::fma(q, r, B(1.0 / 5040.0));
+  q = detail::fma(q, r, B(1.0 / 720.0));
+  q = detail::fma(q, r, B(1.0 / 120.0));
+  q = detail::fma(q, r, B(1.0 / 24.0));
+  q = detail::fma(q, r, B(1.0 / 6.0));
+  q = detail::fma(q, r, B(0.5));
+  const B er = detail::fma(q, r * r, r) + B(1.0);
   const I bits = (xsimd::bitwise_cast<I>(kd) + I(1023)) << 52;
   const B y = er * xsimd::bitwise_cast<B>(bits);
   return xsimd::select(x < lo, B(0.0), y);

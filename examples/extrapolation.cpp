@@ -170,7 +170,7 @@ bool paths_agree(Variant v) {
 struct EvalPoint {
   std::size_t factor = 0, length = 0;
   int samples = 0;
-  double accuracy = 0, target_mass = 0, support = 0, seconds = 0;
+  double accuracy = 0, target_mass = 0, support = 0, scale = 0, seconds = 0;
 };
 
 struct RunResult {
@@ -255,7 +255,7 @@ RunResult train_and_evaluate(const Options& o, Variant v, int seed, bool quiet) 
     std::mt19937_64 test_rng(424242u + e.length);
     const std::size_t chunk = std::max<std::size_t>(1, (std::size_t{1} << 17) / e.length);
     std::size_t hits = 0;
-    double mass = 0, support = 0;
+    double mass = 0, support = 0, scale = 0;
     for (int done = 0; done < o.eval_samples;) {
       const std::size_t bs = std::min<std::size_t>(chunk, static_cast<std::size_t>(o.eval_samples - done));
       const example::KvBatch b = example::make_kv_batch(test_rng, bs, e.length, c.num_keys, c.num_values);
@@ -269,6 +269,7 @@ RunResult train_and_evaluate(const Options& o, Variant v, int seed, bool quiet) 
         hits += arg == b.target[static_cast<std::size_t>(s)] ? 1u : 0u;
         mass += tm[static_cast<std::size_t>(s)];
         support += sup[static_cast<std::size_t>(s)];
+        scale += static_cast<double>(cache.S.row(s).mean());
       }
       done += static_cast<int>(bs);
       if (!quiet && std::chrono::duration<double>(Clock::now() - last_print).count() > 2.0) {
@@ -284,11 +285,13 @@ RunResult train_and_evaluate(const Options& o, Variant v, int seed, bool quiet) 
     e.accuracy = static_cast<double>(hits) / o.eval_samples;
     e.target_mass = mass / o.eval_samples;
     e.support = support / o.eval_samples;
+    e.scale = scale / o.eval_samples;
     e.seconds = seconds_since(t1);
     r.eval.push_back(e);
     if (!quiet)
-      say("[%s] eval %6zu items (%4zux)  acc %5.1f%%  target weight %.3f  support %.1f  (%s)\n", name.c_str(),
-          e.length, f, 100 * e.accuracy, e.target_mass, e.support, fmt_time(e.seconds).c_str());
+      say("[%s] eval %6zu items (%4zux)  acc %5.1f%%  target weight %.3f  support %.1f  scale %.2f  (%s)\n",
+          name.c_str(), e.length, f, 100 * e.accuracy, e.target_mass, e.support, e.scale,
+          fmt_time(e.seconds).c_str());
   }
   return r;
 }
@@ -457,24 +460,26 @@ int main(int argc, char** argv) {
     for (const auto& r : results)
       for (const auto& e : r.eval)
         f << example::variant_name(r.variant) << ',' << r.seed << ',' << e.factor << ',' << e.length << ','
-          << e.samples << ',' << e.accuracy << ',' << e.target_mass << ',' << e.support << ',' << r.final_loss
-          << ',' << r.final_train_acc << ',' << r.train_seconds << ',' << e.seconds << '\n';
+          << e.samples << ',' << e.accuracy << ',' << e.target_mass << ',' << e.support << ',' << e.scale
+          << ',' << r.final_loss << ',' << r.final_train_acc << ',' << r.train_seconds << ',' << e.seconds
+          << '\n';
     if (!f) {
       std::fprintf(stderr, "extrapolation: cannot write %s\n", o.csv.c_str());
       return 1;
     }
   }
 
-  // Summary: exact-match accuracy, mean and sample standard deviation over seeds.
-  std::printf("\nexact-match accuracy (%%), mean +- sd over %d seed(s); training lengths %zu..%zu\n", o.seeds,
-              o.train_min, o.train_len);
-  std::printf("%-10s", "variant");
-  for (std::size_t f : o.factors) std::printf(" %13s", (std::to_string(f) + "x").c_str());
-  std::printf("\n%-10s", "items");
-  for (std::size_t f : o.factors) std::printf(" %13zu", f * o.train_len);
+  // Summary (markdown): exact-match accuracy over seeds, mean +- sample sd and [min, max].
+  std::printf(
+      "\nExact-match accuracy (%%) over %d seed(s) x %d test sequences per length; trained on "
+      "%zu..%zu items.\n\n| variant |",
+      o.seeds, o.eval_samples, o.train_min, o.train_len);
+  for (std::size_t f : o.factors) std::printf(" %zux (%zu) |", f, f * o.train_len);
+  std::printf("\n|---|");
+  for (std::size_t fi = 0; fi < o.factors.size(); ++fi) std::printf("---|");
   std::printf("\n");
   for (Variant v : o.variants) {
-    std::printf("%-10s", example::variant_name(v));
+    std::printf("| %s |", example::variant_name(v));
     for (std::size_t fi = 0; fi < o.factors.size(); ++fi) {
       std::vector<double> acc;
       for (const auto& r : results)
@@ -484,9 +489,8 @@ int main(int argc, char** argv) {
       mean /= static_cast<double>(acc.size());
       for (double a : acc) var += (a - mean) * (a - mean);
       const double sd = acc.size() > 1 ? std::sqrt(var / static_cast<double>(acc.size() - 1)) : 0.0;
-      char cell[32];
-      std::snprintf(cell, sizeof cell, "%.1f +- %.1f", mean, sd);
-      std::printf(" %13s", cell);
+      std::printf(" %.1f ± %.1f [%.1f, %.1f] |", mean, sd, *std::min_element(acc.begin(), acc.end()),
+                  *std::max_element(acc.begin(), acc.end()));
     }
     std::printf("\n");
   }

@@ -34,32 +34,48 @@ inline long double alpha_of(Map m) { return m == Map::softmax ? 1.0L : m == Map:
 template <class T, class A = xsimd::default_arch>
 entmax::RowStats<T> forward(Map m, const T* z, T* p, std::size_t n) {
   switch (m) {
-    case Map::softmax: return entmax::softmax<T, A>(z, p, n);
-    case Map::sparsemax: return entmax::sparsemax<T, A>(z, p, n);
-    default: return entmax::entmax15<T, A>(z, p, n);
+    case Map::softmax:
+      return entmax::softmax<T, A>(z, p, n);
+    case Map::sparsemax:
+      return entmax::sparsemax<T, A>(z, p, n);
+    default:
+      return entmax::entmax15<T, A>(z, p, n);
   }
 }
 template <class T, class A = xsimd::default_arch>
 void backward(Map m, const T* p, const T* dp, T* dz, std::size_t n) {
   switch (m) {
-    case Map::softmax: entmax::softmax_backward<T, A>(p, dp, dz, n); break;
-    case Map::sparsemax: entmax::sparsemax_backward<T, A>(p, dp, dz, n); break;
-    default: entmax::entmax15_backward<T, A>(p, dp, dz, n);
+    case Map::softmax:
+      entmax::softmax_backward<T, A>(p, dp, dz, n);
+      break;
+    case Map::sparsemax:
+      entmax::sparsemax_backward<T, A>(p, dp, dz, n);
+      break;
+    default:
+      entmax::entmax15_backward<T, A>(p, dp, dz, n);
   }
 }
 template <class T, class A = xsimd::default_arch>
 void from_stats(Map m, const T* z, const entmax::RowStats<T>& s, T* p, std::size_t n) {
   switch (m) {
-    case Map::softmax: entmax::softmax_from_stats<T, A>(z, s, p, n); break;
-    case Map::sparsemax: entmax::sparsemax_from_stats<T, A>(z, s, p, n); break;
-    default: entmax::entmax15_from_stats<T, A>(z, s, p, n);
+    case Map::softmax:
+      entmax::softmax_from_stats<T, A>(z, s, p, n);
+      break;
+    case Map::sparsemax:
+      entmax::sparsemax_from_stats<T, A>(z, s, p, n);
+      break;
+    default:
+      entmax::entmax15_from_stats<T, A>(z, s, p, n);
   }
 }
 inline ref::Vec reference(Map m, const ref::Vec& z) {
   switch (m) {
-    case Map::softmax: return ref::softmax(z);
-    case Map::sparsemax: return ref::sparsemax(z);
-    default: return ref::entmax15(z);
+    case Map::softmax:
+      return ref::softmax(z);
+    case Map::sparsemax:
+      return ref::sparsemax(z);
+    default:
+      return ref::entmax15(z);
   }
 }
 
@@ -108,14 +124,22 @@ std::vector<T> make_row(const std::string& family, std::size_t n, std::uint64_t 
   auto gauss = [&](double s, double offset) {
     for (auto& v : z) v = static_cast<T>(offset + s * nd(g));
   };
-  if (family == "gauss1") gauss(1.0, 0.0);
-  else if (family == "gauss0.25") gauss(0.25, 0.0);
-  else if (family == "gauss0.01") gauss(0.01, 0.0);
-  else if (family == "gauss10") gauss(10.0, 0.0);
-  else if (family == "offset1000") gauss(1.0, 1000.0);
-  else if (family == "negative") gauss(1.0, -50.0);
-  else if (family == "huge") gauss(1e30, 0.0);
-  else if (family == "tiny") gauss(1e-30, 0.0);
+  if (family == "gauss1")
+    gauss(1.0, 0.0);
+  else if (family == "gauss0.25")
+    gauss(0.25, 0.0);
+  else if (family == "gauss0.01")
+    gauss(0.01, 0.0);
+  else if (family == "gauss10")
+    gauss(10.0, 0.0);
+  else if (family == "offset1000")
+    gauss(1.0, 1000.0);
+  else if (family == "negative")
+    gauss(1.0, -50.0);
+  else if (family == "huge")
+    gauss(1e30, 0.0);
+  else if (family == "tiny")
+    gauss(1e-30, 0.0);
   else if (family == "ties") {
     for (auto& v : z) v = static_cast<T>(std::floor(nd(g) * 2.0) / 2.0);
   } else if (family == "dominant") {
@@ -160,8 +184,11 @@ void check_forward(Map m, const std::vector<T>& z, const std::string& what) {
     sum += p[i];
     nonzero += p[i] != T(0);
   }
-  INFO("worst abs error " << static_cast<double>(worst) << " = " << static_cast<double>(worst / eps<T>()) << " eps");
+  INFO("worst abs error " << static_cast<double>(worst) << " = " << static_cast<double>(worst / eps<T>())
+                          << " eps");
   CHECK(bad == 0);
+  INFO("sum - 1 = " << static_cast<double>((sum - 1) / eps<T>()) << " eps, tau " << s.tau << " support "
+                    << s.support);
   CHECK(std::fabs(sum - 1) <= (sizeof(T) == 4 ? 4 : 16) * eps<T>());
   CHECK(s.support == nonzero);
   CHECK(s.max == *std::max_element(z.begin(), z.end()));
@@ -169,8 +196,10 @@ void check_forward(Map m, const std::vector<T>& z, const std::string& what) {
   from_stats<T, A>(m, z.data(), s, q.data(), n);
   std::size_t diff = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    if (m == Map::softmax) diff += !(std::fabs(static_cast<long double>(q[i]) - p[i]) <= 16 * eps<T>());
-    else diff += std::memcmp(&q[i], &p[i], sizeof(T)) != 0;  // bitwise for the sparse maps
+    if (m == Map::softmax)
+      diff += !(std::fabs(static_cast<long double>(q[i]) - p[i]) <= 16 * eps<T>());
+    else
+      diff += std::memcmp(&q[i], &p[i], sizeof(T)) != 0;  // bitwise for the sparse maps
   }
   CHECK(diff == 0);
 }
@@ -200,7 +229,8 @@ void check_backward(Map m, const std::vector<T>& z, std::uint64_t seed, const st
   }
   INFO("worst abs error " << static_cast<double>(worst / eps<T>()) << " eps");
   CHECK(bad == 0);
-  INFO("sum " << static_cast<double>(sum) << " abs_sum " << static_cast<double>(abs_sum) << " T size " << sizeof(T));
+  INFO("sum " << static_cast<double>(sum) << " abs_sum " << static_cast<double>(abs_sum) << " T size "
+              << sizeof(T));
   CHECK(std::fabs(sum) <= 16 * eps<T>() * abs_sum);
 }
 
@@ -370,8 +400,10 @@ void check_masked(Map m) {
     std::vector<T> z = make_row<T>("gauss1", n, g()), p(n), compact, pc;
     std::vector<std::size_t> keep;
     for (std::size_t i = 0; i < n; ++i) {
-      if (i != n / 2 && g() % 2 == 0) z[i] = -inf;
-      else keep.push_back(i);
+      if (i != n / 2 && g() % 2 == 0)
+        z[i] = -inf;
+      else
+        keep.push_back(i);
     }
     for (std::size_t i : keep) compact.push_back(z[i]);
     pc.resize(compact.size());
@@ -483,7 +515,8 @@ void check_jacobian_identities(Map m) {
       for (std::size_t i = 0; i < n; ++i) {
         ajb += static_cast<long double>(a[i]) * jb[i];
         bja += static_cast<long double>(b[i]) * ja[i];
-        mag += std::fabs(static_cast<long double>(a[i]) * jb[i]) + std::fabs(static_cast<long double>(b[i]) * ja[i]);
+        mag += std::fabs(static_cast<long double>(a[i]) * jb[i]) +
+               std::fabs(static_cast<long double>(b[i]) * ja[i]);
       }
       INFO(name(m) << " " << f << " n=" << n);
       CHECK(std::fabs(ajb - bja) <= 16 * eps<T>() * mag);
@@ -535,7 +568,8 @@ void check_finite_differences(Map m) {
         const double fd = (loss(zp, &sp) - loss(zm, &sm)) / (2 * h);
         if (sp != s0 || sm != s0) continue;  // at the support boundary
         INFO(name(m) << " " << f << " n=" << n << " i=" << i << " fd=" << fd << " dz=" << dz[i]);
-        CHECK(std::fabs(fd - static_cast<double>(dz[i])) <= (sizeof(T) == 4 ? 1e-4 : 1e-6) * std::max(scale, 1e-2));
+        CHECK(std::fabs(fd - static_cast<double>(dz[i])) <=
+              (sizeof(T) == 4 ? 1e-4 : 1e-6) * std::max(scale, 1e-2));
       }
     }
 }
@@ -543,35 +577,35 @@ void check_finite_differences(Map m) {
 }  // namespace entmax_test
 
 /// Registers the shared row-map test cases for map M (an entmax_test::Map).
-#define ENTMAX_ROW_MAP_TESTS(M)                                                                    \
-  TEMPLATE_TEST_CASE("agrees with the long-double reference at sizes around SIMD widths", "[ref]", \
-                     float, double) {                                                              \
-    entmax_test::check_reference_sweep<TestType>(M, entmax_test::small_sizes());                   \
-  }                                                                                                \
-  TEMPLATE_TEST_CASE("agrees with the reference on large rows", "[ref][large]", float, double) {   \
-    entmax_test::check_large<TestType>(M);                                                         \
-  }                                                                                                \
-  TEST_CASE("agrees with the golden float64 vectors", "[golden]") { entmax_test::check_golden(M); } \
-  TEST_CASE("every SIMD arch agrees with the reference", "[arch]") { entmax_test::check_all_archs(M); } \
-  TEMPLATE_TEST_CASE("shift invariance is bitwise", "[props]", float, double) {                    \
-    entmax_test::check_shift_invariance<TestType>(M);                                              \
-  }                                                                                                \
-  TEMPLATE_TEST_CASE("permutation equivariance", "[props]", float, double) {                       \
-    entmax_test::check_permutation<TestType>(M);                                                   \
-  }                                                                                                \
-  TEMPLATE_TEST_CASE("ties, all-equal rows and n = 1", "[props]", float, double) {                 \
-    entmax_test::check_ties_and_trivial<TestType>(M);                                              \
-  }                                                                                                \
+#define ENTMAX_ROW_MAP_TESTS(M)                                                                              \
+  TEMPLATE_TEST_CASE("agrees with the long-double reference at sizes around SIMD widths", "[ref]", float,    \
+                     double) {                                                                               \
+    entmax_test::check_reference_sweep<TestType>(M, entmax_test::small_sizes());                             \
+  }                                                                                                          \
+  TEMPLATE_TEST_CASE("agrees with the reference on large rows", "[ref][large]", float, double) {             \
+    entmax_test::check_large<TestType>(M);                                                                   \
+  }                                                                                                          \
+  TEST_CASE("agrees with the golden float64 vectors", "[golden]") { entmax_test::check_golden(M); }          \
+  TEST_CASE("every SIMD arch agrees with the reference", "[arch]") { entmax_test::check_all_archs(M); }      \
+  TEMPLATE_TEST_CASE("shift invariance is bitwise", "[props]", float, double) {                              \
+    entmax_test::check_shift_invariance<TestType>(M);                                                        \
+  }                                                                                                          \
+  TEMPLATE_TEST_CASE("permutation equivariance", "[props]", float, double) {                                 \
+    entmax_test::check_permutation<TestType>(M);                                                             \
+  }                                                                                                          \
+  TEMPLATE_TEST_CASE("ties, all-equal rows and n = 1", "[props]", float, double) {                           \
+    entmax_test::check_ties_and_trivial<TestType>(M);                                                        \
+  }                                                                                                          \
   TEMPLATE_TEST_CASE("masked entries", "[props]", float, double) { entmax_test::check_masked<TestType>(M); } \
-  TEMPLATE_TEST_CASE("empty, fully masked and NaN/+inf rows", "[props]", float, double) {          \
-    entmax_test::check_special_rows<TestType>(M);                                                  \
-  }                                                                                                \
-  TEMPLATE_TEST_CASE("in-place forward and backward", "[props]", float, double) {                  \
-    entmax_test::check_in_place<TestType>(M);                                                      \
-  }                                                                                                \
-  TEMPLATE_TEST_CASE("Jacobian symmetric, constant dp gives zero", "[backward]", float, double) {  \
-    entmax_test::check_jacobian_identities<TestType>(M);                                           \
-  }                                                                                                \
-  TEMPLATE_TEST_CASE("backward matches central finite differences", "[backward]", float, double) { \
-    entmax_test::check_finite_differences<TestType>(M);                                            \
+  TEMPLATE_TEST_CASE("empty, fully masked and NaN/+inf rows", "[props]", float, double) {                    \
+    entmax_test::check_special_rows<TestType>(M);                                                            \
+  }                                                                                                          \
+  TEMPLATE_TEST_CASE("in-place forward and backward", "[props]", float, double) {                            \
+    entmax_test::check_in_place<TestType>(M);                                                                \
+  }                                                                                                          \
+  TEMPLATE_TEST_CASE("Jacobian symmetric, constant dp gives zero", "[backward]", float, double) {            \
+    entmax_test::check_jacobian_identities<TestType>(M);                                                     \
+  }                                                                                                          \
+  TEMPLATE_TEST_CASE("backward matches central finite differences", "[backward]", float, double) {           \
+    entmax_test::check_finite_differences<TestType>(M);                                                      \
   }

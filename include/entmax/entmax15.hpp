@@ -41,7 +41,7 @@ inline void entmax15_output(const T* z, T* p, std::size_t n, T m, T tau) {
 /// @param p  n outputs; may alias z (in-place).
 /// @return   RowStats: max m, tau (shifted coordinates, in [−1, −1/√n]), support = non-zeros.
 /// Numerics: exact threshold (Newton from the left on the candidates above −1, closed-form
-/// finish certified on the support, sums in double, τ rounded up to T). −inf scores give
+/// finish certified on the support, sums in double-double, τ rounded to nearest T). −inf scores give
 /// exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses a
 /// thread-local scratch buffer of n elements.
 template <class T, class Arch = xsimd::default_arch>
@@ -53,7 +53,9 @@ inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
   if (detail::special_row<T, Arch>(scan, p, n, stats)) return stats;
   T* buf = detail::scratch<T>(n + detail::batch_size<T, Arch>);
   std::size_t k = detail::collect_candidates<T, Arch>(z, n, scan.max, T(0.5), T(-1), buf);
-  const T tau = detail::round_up<T>(detail::entmax15_threshold(buf, k));
+  double floor = -1.0;
+  const double tau_d = detail::entmax15_threshold(buf, k, floor);
+  const T tau = detail::threshold_to<T>(tau_d, floor);
   stats.max = scan.max;
   stats.tau = tau;
   stats.support = detail::count_above(buf, k, tau);

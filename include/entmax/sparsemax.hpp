@@ -36,8 +36,8 @@ inline void sparsemax_output(const T* z, T* p, std::size_t n, T m, T tau) {
 /// @param z  n contiguous scores; −inf marks a masked entry.
 /// @param p  n outputs; may alias z (in-place).
 /// @return   RowStats: max m, tau (shifted coordinates, in [−1, −1/n]), support = non-zeros.
-/// Numerics: exact threshold (Michelot on the candidates above −1, sums in double, τ rounded
-/// up to T). −inf scores give exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a
+/// Numerics: exact threshold (Michelot on the candidates above −1, sums in double-double, τ rounded to
+/// nearest T). −inf scores give exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a
 /// NaN row. Uses a thread-local scratch buffer of n elements.
 template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
@@ -48,7 +48,9 @@ inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   if (detail::special_row<T, Arch>(scan, p, n, stats)) return stats;
   T* buf = detail::scratch<T>(n + detail::batch_size<T, Arch>);
   std::size_t k = detail::collect_candidates<T, Arch>(z, n, scan.max, T(1), T(-1), buf);
-  const T tau = detail::round_up<T>(detail::sparsemax_threshold(buf, k));
+  double floor = -1.0;
+  const double tau_d = detail::sparsemax_threshold(buf, k, floor);
+  const T tau = detail::threshold_to<T>(tau_d, floor);
   stats.max = scan.max;
   stats.tau = tau;
   stats.support = detail::count_above(buf, k, tau);

@@ -13,11 +13,15 @@
 
 namespace entmax::detail {
 
-/// Smallest T ≥ v (v finite): τ rounded up, so every dropped candidate (≤ τ) stays ≤ τ_T.
+/// τ in T: rounded to nearest, unless that falls below `floor` (the largest bound used to drop
+/// candidates), then rounded up — so every dropped candidate stays ≤ τ_T, an exact zero.
 template <class T>
-inline T round_up(double v) {
-  T t = static_cast<T>(v);
-  if (static_cast<double>(t) < v) t = std::nextafter(t, std::numeric_limits<T>::infinity());
+inline T threshold_to(double tau, double floor) {
+  T t = static_cast<T>(tau);
+  if (static_cast<double>(t) < floor) {
+    t = static_cast<T>(floor);
+    if (static_cast<double>(t) < floor) t = std::nextafter(t, std::numeric_limits<T>::infinity());
+  }
   return t;
 }
 
@@ -31,9 +35,10 @@ inline std::size_t count_above(const T* buf, std::size_t k, T t) {
 
 /// Sparsemax τ on candidates buf[0, k) (k ≥ 1, all > −1, max 0; reordered and compacted in
 /// place). Michelot: τ ← (Σ_C x − 1)/|C|, C ← {x > τ}, until C is stable. Returns τ (double);
-/// k becomes the final |C|.
+/// k becomes the final |C|, floor the largest bound below which candidates were dropped.
 template <class T>
-inline double sparsemax_threshold(T* buf, std::size_t& k) {
+inline double sparsemax_threshold(T* buf, std::size_t& k, double& floor) {
+  floor = -1.0;
   CompensatedSum s;
   for (std::size_t i = 0; i < k; ++i) s.add(static_cast<double>(buf[i]));
   s.add(-1.0);
@@ -50,17 +55,37 @@ inline double sparsemax_threshold(T* buf, std::size_t& k) {
     }
     if (c == k) return tau;  // C = {x > τ}: τ is exact
     k = c;
+    floor = tau;
     s.add(-1.0);
     tau = s.value() / static_cast<double>(c);
   }
 }
 
+/// The closed form on a certified support buf[0, k), recomputed around the support's mean μ:
+/// with e = x − μ, τ = μ + (Σe − √((Σe)² + k(1 − Σe²)))/k. Centering removes the cancellation
+/// of (Σd)² − kΣd² that sums taken around a distant τ suffer (about k·ε relative). Falls back
+/// to `tau` if rounding would put τ at or above the smallest support element `x_min`.
+template <class T>
+inline double entmax15_centered(const T* buf, std::size_t k, double mu, double tau, double x_min) {
+  CompensatedSum s1, s2;
+  for (std::size_t i = 0; i < k; ++i) {
+    const double e = static_cast<double>(buf[i]) - mu;
+    s1.add(e);
+    s2.add(e * e);
+  }
+  const double kd = static_cast<double>(k), S1 = s1.value(), S2 = s2.value();
+  const double disc = kd * (1.0 - S2) + S1 * S1;
+  const double t = mu + (S1 - std::sqrt(disc > 0.0 ? disc : 0.0)) / kd;
+  return t < x_min ? t : tau;
+}
+
 /// Entmax-1.5 τ on candidates buf[0, k) with x = (z − max)/2 (k ≥ 1, all > −1, max 0;
 /// compacted in place): f(τ) = Σ (x − τ)_+² − 1. Each step sums d = x − τ over C = {x > τ};
 /// if the root of the quadratic Σ_C (x − t)² = 1 lies below min C it is τ exactly, else a
-/// Newton step (never past the root: f is convex) shrinks C. Returns τ; k becomes |C|.
+/// Newton step (never past the root: f is convex) shrinks C. Returns τ; k becomes |C|, floor
+/// the bound of the last filtering.
 template <class T>
-inline double entmax15_threshold(T* buf, std::size_t& k) {
+inline double entmax15_threshold(T* buf, std::size_t& k, double& floor) {
   double tau = -1.0;
   for (;;) {
     std::size_t c = 0;
@@ -78,10 +103,11 @@ inline double entmax15_threshold(T* buf, std::size_t& k) {
     }
     const double sd = csd.value(), sd2 = csd2.value();
     k = c;
+    floor = tau;
     const double kd = static_cast<double>(c);
     const double disc = sd * sd - kd * (sd2 - 1.0);
     const double delta = (sd - std::sqrt(disc > 0.0 ? disc : 0.0)) / kd;
-    if (delta >= 0.0 && delta < mn) return tau + delta;  // C is the support: exact
+    if (delta >= 0.0 && delta < mn) return entmax15_centered(buf, k, tau + sd / kd, tau + delta, tau + mn);
     const double step = (sd2 - 1.0) / (2.0 * sd);
     if (!(step > 0.0) || tau + step == tau) return tau;  // stagnation at the root
     tau += step;

@@ -2,6 +2,9 @@
 // PyTorch reference and a naive long-double reference (tests/reference/attention.hpp).
 #include <entmax/attention.hpp>
 
+#include <entmax/asentmax.hpp>
+#include <entmax/scalable_softmax.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <reference/attention.hpp>
@@ -154,6 +157,8 @@ void with_policy(const std::string& name, F&& fn) {
     fn(entmax::Sparsemax{});
   else if (name == "entmax15")
     fn(entmax::Entmax15{});
+  else if (name == "entmax_bisect_1.25")
+    fn(entmax::EntmaxBisect<T>{T(1.25)});
   else
     FAIL("unknown policy " << name);
 }
@@ -175,8 +180,10 @@ TEMPLATE_TEST_CASE("attention matches the golden float64 vectors", "[attention][
       alpha = 2;
     else if (g.norm == "entmax15")
       alpha = 1.5L;
+    else if (g.norm == "entmax_bisect_1.25")
+      alpha = 1.25L;
     else
-      continue;  // entmax_bisect_1.25: see the bisect test below
+      FAIL("unknown norm " << g.norm);
     INFO("norm=" << g.norm << " B=" << g.B << " H=" << g.H << " Nq=" << g.Nq << " Nk=" << g.Nk << " D=" << g.D
                  << " causal=" << g.causal);
     const auto q = tensor_from<T>(g.t.at("q"), g.B, g.H, g.Nq, g.D);
@@ -210,7 +217,7 @@ TEMPLATE_TEST_CASE("attention matches the golden float64 vectors", "[attention][
     });
     ++checked;
   }
-  CHECK(checked == 21);
+  CHECK(checked == 28);
 }
 
 // =============================================================================================
@@ -456,6 +463,7 @@ TEMPLATE_TEST_CASE("attention: every option combination vs the long-double refer
     check_case<T>(c, entmax::Softmax{}, 1, s);
     check_case<T>(c, entmax::Sparsemax{}, 2, s);
     check_case<T>(c, entmax::Entmax15{}, 1.5L, s);
+    check_case<T>(c, entmax::EntmaxBisect<T>{T(1.25)}, 1.25L, s);
   }
 }
 
@@ -824,4 +832,98 @@ TEMPLATE_TEST_CASE("attention: TensorMap inputs give the same results as Tensors
   const auto g2 = entmax::attention_backward(qm, km, vm, dm, pol, in.opt);
   CHECK(std::memcmp(g1.dq.data(), g2.dq.data(), sizeof(T) * std::size_t(g1.dq.size())) == 0);
   CHECK(std::memcmp(g1.dk.data(), g2.dk.data(), sizeof(T) * std::size_t(g1.dk.size())) == 0);
+}
+
+// =============================================================================================
+// Row-scaled policies of the library: ASEntmax (per-row β, γ) and scalable softmax.
+
+TEMPLATE_TEST_CASE("attention with ASEntmax and ScalableSoftmax vs the long-double reference",
+                   "[attention][row_scaled]", float, double) {
+  using T = TestType;
+  const std::uint64_t seed = Catch::rngSeed();
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unif(0.0, 1.0);
+  for (int variant = 0; variant < 4; ++variant) {
+    Case c{2, 2, 1, 13, variant < 2 ? 13 : 40, 8};
+    c.causal = variant != 1;
+    c.key_len = variant == 3;
+    c.mask = variant == 2 ? 2 : 0;
+    c.row_scale = variant == 3;
+    c.block_rows = variant % 2 ? 4 : 0;
+    INFO(describe(c) << " seed " << seed);
+    const Inputs<T> in = make_inputs<T>(c, seed + std::uint64_t(variant));
+    const auto rows = static_cast<std::size_t>(c.B * c.H * c.Nq);
+    std::vector<T> beta(rows), gamma(rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+      beta[r] = static_cast<T>(0.2 + unif(rng));
+      gamma[r] = static_cast<T>(-1.0 + 2.0 * unif(rng));
+    }
+    const auto sz = [](long a) { return static_cast<std::size_t>(a); };
+    for (const ld alpha : {1.5L, 1.25L}) {
+      INFO("ASEntmax alpha " << double(alpha));
+      entmax::ASEntmax<T> pol(beta.data(), gamma.data(), rows, T(alpha), T(1));
+      std::vector<T> dbeta(rows, T(-9)), dgamma(rows, T(-9));
+      pol.set_gradient_sinks(dbeta.data(), dgamma.data());
+      auto ropt = in.template ref_options<ld>();
+      ropt.policy_scale = [&](std::size_t r, std::size_t npos) {
+        return 1 + ld(beta[r]) * std::pow(std::log(ld(npos)), ld(gamma[r]));
+      };
+      const auto ref = entmax_ref::attention<ld>(to_vec<ld>(in.q), to_vec<ld>(in.k), to_vec<ld>(in.v),
+                                                 to_vec<ld>(in.dout), sz(c.B), sz(c.H), sz(c.KH), sz(c.Nq),
+                                                 sz(c.Nk), sz(c.D), entmax_ref::RowMap<ld>{alpha}, ropt);
+      const Tensor4<T> o = entmax::attention(in.q, in.k, in.v, pol, in.opt);
+      const auto g = entmax::attention_backward(in.q, in.k, in.v, in.dout, pol, in.opt);
+      // Float tolerance: 1e-4 relative to the magnitude (float naive reference errors are ~1e-6).
+      const ld tol = std::is_same_v<T, float> ? ld(2e-5) : ld(1e-11);
+      CHECK(max_abs_diff(to_vec<ld>(o), ref.o, ref.o.size()) <=
+            tol * std::max(ld(1), max_abs(ref.o, ref.o.size())));
+      CHECK(max_abs_diff(to_vec<ld>(g.dq), ref.dq, ref.dq.size()) <=
+            tol * std::max(ld(1), max_abs(ref.dq, ref.dq.size())));
+      CHECK(max_abs_diff(to_vec<ld>(g.dk), ref.dk, ref.dk.size()) <=
+            tol * std::max(ld(1), max_abs(ref.dk, ref.dk.size())));
+      CHECK(max_abs_diff(to_vec<ld>(g.dv), ref.dv, ref.dv.size()) <=
+            tol * std::max(ld(1), max_abs(ref.dv, ref.dv.size())));
+      // dβ = ds · log(npos)^γ with ds from the reference; npos from the visible keys.
+      ld worst = 0;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t b = r / std::size_t(c.H * c.Nq), i = r % std::size_t(c.Nq);
+        std::size_t vis = 0;
+        for (long j = 0; j < c.Nk; ++j) {
+          bool ok = !c.causal || ld(j) <= ld(i) + ld(c.Nk) - ld(c.Nq);
+          if (!in.opt.key_lengths.empty()) ok = ok && j < in.opt.key_lengths[b];
+          if (c.mask) ok = ok && in.mask(0, 0, long(i), j);
+          vis += ok;
+        }
+        ld want_b = 0, want_g = 0;
+        if (vis > 0) {
+          const ld L = std::log(ld(vis + 1)), Lg = std::pow(L, ld(gamma[r]));
+          want_b = ref.dpolicy_scale[r] * Lg;
+          want_g = ref.dpolicy_scale[r] * ld(beta[r]) * Lg * std::log(L);
+        }
+        worst = std::max({worst, std::fabs(want_b - ld(dbeta[r])), std::fabs(want_g - ld(dgamma[r]))});
+      }
+      CHECK(worst <= tol * 10);
+    }
+    {
+      INFO("ScalableSoftmax");
+      const T s0 = T(0.8);
+      entmax::ScalableSoftmax<T> pol(s0);
+      std::vector<T> ds(rows, T(-9));
+      pol.set_gradient_sink(ds.data());
+      auto ropt = in.template ref_options<ld>();
+      ropt.policy_scale = [&](std::size_t, std::size_t npos) { return ld(s0) * std::log(ld(npos)); };
+      const auto ref = entmax_ref::attention<ld>(to_vec<ld>(in.q), to_vec<ld>(in.k), to_vec<ld>(in.v),
+                                                 to_vec<ld>(in.dout), sz(c.B), sz(c.H), sz(c.KH), sz(c.Nq),
+                                                 sz(c.Nk), sz(c.D), entmax_ref::RowMap<ld>{1}, ropt);
+      const Tensor4<T> o = entmax::attention(in.q, in.k, in.v, pol, in.opt);
+      const auto g = entmax::attention_backward(in.q, in.k, in.v, in.dout, pol, in.opt);
+      const ld tol = std::is_same_v<T, float> ? ld(2e-5) : ld(1e-11);
+      CHECK(max_abs_diff(to_vec<ld>(o), ref.o, ref.o.size()) <=
+            tol * std::max(ld(1), max_abs(ref.o, ref.o.size())));
+      CHECK(max_abs_diff(to_vec<ld>(g.dq), ref.dq, ref.dq.size()) <=
+            tol * std::max(ld(1), max_abs(ref.dq, ref.dq.size())));
+      CHECK(max_abs_diff(to_vec<ld>(g.dk), ref.dk, ref.dk.size()) <=
+            tol * std::max(ld(1), max_abs(ref.dk, ref.dk.size())));
+    }
+  }
 }

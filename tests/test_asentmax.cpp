@@ -473,3 +473,49 @@ TEMPLATE_TEST_CASE("EntmaxAlpha dispatches to entmax15 at 1.5 and to entmax_bise
   }
   CHECK_THROWS_AS(entmax::EntmaxAlpha<T>(T(1)), std::domain_error);
 }
+
+TEMPLATE_TEST_CASE("asentmax Jacobian: symmetric, rows sum to zero, constant dp gives zero",
+                   "[asentmax][jacobian]", float, double) {
+  using T = TestType;
+  const auto seed = Catch::rngSeed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed + 19);
+  const double e = static_cast<double>(std::numeric_limits<T>::epsilon());
+  for (T alpha : {T(1.5), T(1.25), T(2)}) {
+    for (std::size_t n : {2u, 5u, 16u, 17u, 40u}) {
+      INFO("alpha=" << alpha << " n=" << n);
+      const auto z = gaussian_row<T>(rng, n, 0.5);
+      const std::size_t npos = n + 1;
+      const T beta = T(0.8), gamma = T(0.4);
+      std::vector<T> p(n);
+      entmax::asentmax(z.data(), p.data(), n, alpha, beta, gamma, T(1), npos);
+      // Columns of Jᵀ from unit upstream gradients.
+      std::vector<std::vector<T>> jt(n, std::vector<T>(n));
+      for (std::size_t j = 0; j < n; ++j) {
+        std::vector<T> dp(n, T(0));
+        dp[j] = T(1);
+        entmax::asentmax_backward(z.data(), p.data(), dp.data(), jt[j].data(), n, alpha, beta, gamma, T(1),
+                                  npos);
+      }
+      for (std::size_t i = 0; i < n; ++i) {
+        double row_abs = 0;
+        for (std::size_t j = 0; j < n; ++j) row_abs += std::fabs(static_cast<double>(jt[j][i]));
+        for (std::size_t j = 0; j < n; ++j)
+          CHECK(std::fabs(static_cast<double>(jt[j][i] - jt[i][j])) <= 16 * e * row_abs);
+      }
+      // Σ_i dz_i = 0 for any dp, and dp = c·1 gives dz = 0 and ds = 0.
+      const auto dp = gaussian_row<T>(rng, n, 1.0);
+      std::vector<T> dz(n);
+      entmax::asentmax_backward(z.data(), p.data(), dp.data(), dz.data(), n, alpha, beta, gamma, T(1), npos);
+      double sum = 0, asum = 0;
+      for (T v : dz) sum += static_cast<double>(v), asum += std::fabs(static_cast<double>(v));
+      CHECK(std::fabs(sum) <= 16 * e * asum + 1e-300);
+      std::vector<T> cst(n, T(0.7));
+      const auto g = entmax::asentmax_backward(z.data(), p.data(), cst.data(), dz.data(), n, alpha, beta,
+                                               gamma, T(1), npos);
+      const double s = static_cast<double>(entmax::asentmax_scale(beta, gamma, T(1), npos));
+      for (T v : dz) CHECK(std::fabs(static_cast<double>(v)) <= 16 * e * 0.7 * s);
+      CHECK(std::fabs(static_cast<double>(g.ds)) <= 16 * e * 0.7 * static_cast<double>(n));
+    }
+  }
+}

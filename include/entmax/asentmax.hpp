@@ -114,7 +114,8 @@ RowStats<T> asentmax(const T* z, T* p, std::size_t n, T alpha, T beta, T gamma, 
 /// writes dz = dL/dz = s · J_α(p)ᵀ dp and returns dβ, dγ, dδ and ds = ⟨J_α(p)ᵀ dp, z⟩.
 /// The dot product skips masked entries (z = −inf: their gradient is 0 and 0·(−inf) is NaN) and
 /// accumulates in double. dz may alias dp, not z or p. Same checks as asentmax. A fully
-/// masked row gives dz = 0 and zero parameter gradients.
+/// masked row gives dz = 0 and zero parameter gradients. For a learnable α, dL/dα at fixed
+/// scaled scores is entmax_alpha_grad(p, dp, n, alpha) (entmax_bisect.hpp); s does not enter it.
 template <class T>
 ASEntmaxGrad<T> asentmax_backward(const T* z, const T* p, const T* dp, T* dz, std::size_t n, T alpha, T beta,
                                   T gamma, T delta, std::size_t npos) {

@@ -299,3 +299,38 @@ TEMPLATE_TEST_CASE("Fenchel-Young losses reject bad input before any write", "[l
   CHECK(entmax::entmax15_loss(z.data(), 0, 3, ok.data(), static_cast<T*>(nullptr), dz.data()) == T(0));
   for (T v : dz) CHECK(v == T(-7));
 }
+
+TEMPLATE_TEST_CASE("Fenchel-Young loss over Eigen matrices: both storage orders, blocks, Maps",
+                   "[losses][eigen]", float, double) {
+  using T = TestType;
+  using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using ColMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+  std::mt19937_64 rng(Catch::rngSeed() + 79);
+  const std::size_t rows = 5, n = 11;
+  const auto raw = gaussian<T>(rng, rows * n, 1.0);
+  const std::vector<std::int64_t> y = {0, 10, -100, 4, 7};
+  entmax::LossOptions none;
+  none.reduction = entmax::Reduction::none;
+  std::vector<T> want_l(rows), want_g(rows * n);
+  const T want = entmax::fenchel_young_loss(entmax::Entmax15{}, raw.data(), rows, n, y.data(), want_l.data(),
+                                            want_g.data(), none);
+  const Eigen::Map<const RowMat> zmap(raw.data(), static_cast<Eigen::Index>(rows),
+                                      static_cast<Eigen::Index>(n));
+  const ColMat zcol = zmap;
+  RowMat big = RowMat::Zero(static_cast<Eigen::Index>(rows + 2), static_cast<Eigen::Index>(n + 3));
+  big.block(1, 2, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(n)) = zmap;
+  auto check = [&](const entmax::LossResult<T>& r) {
+    CHECK(r.loss == want);
+    for (std::size_t i = 0; i < rows; ++i) CHECK(r.row_losses(static_cast<Eigen::Index>(i)) == want_l[i]);
+    for (std::size_t i = 0; i < rows; ++i)
+      for (std::size_t j = 0; j < n; ++j)
+        CHECK(r.dz(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) == want_g[i * n + j]);
+  };
+  check(entmax::fenchel_young_loss(entmax::Entmax15{}, zmap, y, none));
+  check(entmax::fenchel_young_loss(entmax::Entmax15{}, zcol, y, none));
+  check(entmax::fenchel_young_loss(
+      entmax::Entmax15{}, big.block(1, 2, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(n)), y,
+      none));
+  const std::vector<std::int64_t> short_y = {0, 1};
+  CHECK_THROWS_AS(entmax::fenchel_young_loss(entmax::Entmax15{}, zmap, short_y), std::invalid_argument);
+}

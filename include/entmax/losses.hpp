@@ -7,6 +7,8 @@
 #include <entmax/normalizer.hpp>
 #include <entmax/row_stats.hpp>
 
+#include <Eigen/Core>
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -169,6 +171,44 @@ T fenchel_young_loss(const N& norm, const T* z, std::size_t rows, std::size_t n,
   if (opt.reduction == Reduction::mean)
     return counted ? static_cast<T>(total / static_cast<double>(counted)) : T(0);
   return static_cast<T>(total);
+}
+
+/// Result of the Eigen form of fenchel_young_loss.
+template <class T>
+struct LossResult {
+  T loss;                                                                ///< the reduced loss
+  Eigen::Matrix<T, Eigen::Dynamic, 1> row_losses;                        ///< one per row (0 if ignored)
+  Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> dz;  ///< gradient of `loss`
+};
+
+/// Fenchel–Young loss of the rows of an Eigen matrix z [rows, n] (any storage order, blocks,
+/// Maps) with one target per row; `targets.size()` must equal z.rows() (std::invalid_argument).
+/// Same definition, options, numerics and errors as the pointer form; rows that are not
+/// contiguous are copied to a row-major buffer first.
+template <class N, class Derived>
+LossResult<typename Derived::Scalar> fenchel_young_loss(const N& norm, const Eigen::MatrixBase<Derived>& z,
+                                                        const std::vector<std::int64_t>& targets,
+                                                        const LossOptions& opt = {}) {
+  using T = typename Derived::Scalar;
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::fenchel_young_loss: T must be float or double");
+  if (targets.size() != static_cast<std::size_t>(z.rows())) {
+    detail::raise(ErrorKind::invalid_argument,
+                  detail::message("fenchel_young_loss: need one target per row (got ", targets.size(),
+                                  " targets for ", z.rows(), " rows)"));
+  }
+  using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::Ref<const RowMat, 0, Eigen::OuterStride<>> zr(z);  // copies only non-row-major inputs
+  RowMat packed;
+  const T* data = zr.data();
+  if (zr.rows() > 1 && zr.outerStride() != zr.cols()) {  // dz is packed: z must share its layout
+    packed = zr;
+    data = packed.data();
+  }
+  const std::size_t rows = static_cast<std::size_t>(zr.rows()), n = static_cast<std::size_t>(zr.cols());
+  LossResult<T> out{T(0), Eigen::Matrix<T, Eigen::Dynamic, 1>(zr.rows()), RowMat(zr.rows(), zr.cols())};
+  out.loss =
+      fenchel_young_loss(norm, data, rows, n, n, targets.data(), out.row_losses.data(), out.dz.data(), opt);
+  return out;
 }
 
 /// fenchel_young_loss over a contiguous [rows, n] row-major batch (ld = n).

@@ -3,11 +3,13 @@
 //
 // The inputs imitate a look-up: each query points at the key three positions back (q_i is a noisy
 // copy of k_{i−3}); everything else is noise. Softmax spreads its mass over every visible key,
-// 1.5-entmax keeps a handful. Prints a table per sequence length, writes CSV and, for one head of
+// 1.5-entmax keeps a handful, and ASEntmax (a per-head length-aware scale, here sharpening with
+// length) fewer still. Prints a table per sequence length, writes CSV and, for one head of
 // a short sequence, the full attention matrices (for the heat maps of scripts/plot_examples).
 // --check asserts, on small float64 problems: the operator equals the row kernels applied to
 // naively computed scores, the backward equals central finite differences, the causal first row
 // copies v_0; and in float32 at n = 512 that entmax's support is a small fraction of softmax's.
+#include <entmax/asentmax.hpp>
 #include <entmax/attention.hpp>
 #include <entmax/entmax15.hpp>
 #include <entmax/normalizer.hpp>
@@ -149,7 +151,9 @@ void sweep(const ex::CliOptions& opt, int max_log2) {
                {"entmax15_mean_support", ex::Fmt::fixed4},
                {"softmax_cos_to_target", ex::Fmt::fixed4},
                {"entmax15_cos_to_target", ex::Fmt::fixed4},
-               {"rel_diff_outputs", ex::Fmt::fixed4}});
+               {"rel_diff_outputs", ex::Fmt::fixed4},
+               {"asentmax_mean_support", ex::Fmt::fixed4},
+               {"asentmax_cos_to_target", ex::Fmt::fixed4}});
   for (int e = 8; e <= max_log2; ++e) {
     const Index N = Index{1} << e;
     Tensor4<float> q, k, v;
@@ -168,6 +172,12 @@ void sweep(const ex::CliOptions& opt, int max_log2) {
         median_ms(reps, [&] { (void)entmax::attention_backward(q, k, v, dout, entmax::Softmax{}, o); });
     const double be =
         median_ms(reps, [&] { (void)entmax::attention_backward(q, k, v, dout, entmax::Entmax15{}, o); });
+    // ASEntmax with per-head β = 1, γ = 0.5, δ = 1: s = 1 + log(visible keys + 1)^0.5 sharpens with length.
+    const std::vector<float> beta(H, 1.0f), gamma(H, 0.5f);
+    const auto as =
+        entmax::ASEntmax<float>::per_head(beta.data(), gamma.data(), H, static_cast<std::size_t>(N));
+    Eigen::Tensor<std::int64_t, 3, Eigen::RowMajor> sup_as;
+    const Tensor4<float> oa = entmax::attention(q, k, v, as, o, &sup_as);
     double diff = 0, norm = 0;
     for (Index i = 0; i < os.size(); ++i) {
       const double d = static_cast<double>(os.data()[i]) - static_cast<double>(oe.data()[i]);
@@ -178,7 +188,9 @@ void sweep(const ex::CliOptions& opt, int max_log2) {
     t.add(mean_of(sup))
         .add(mean_cos_to_target(os, v))
         .add(mean_cos_to_target(oe, v))
-        .add(std::sqrt(diff / norm));
+        .add(std::sqrt(diff / norm))
+        .add(mean_of(sup_as))
+        .add(mean_cos_to_target(oa, v));
   }
   t.print();
   t.write_csv(opt.out_dir, "attention_sweep.csv");
@@ -325,6 +337,20 @@ void check_sparsity(ex::Claims& c) {
   c.claim(cos_e > cos_s + 0.1,
           "entmax15's outputs point at the looked-up value v_{i-3}: mean cosine %.3f vs softmax %.3f", cos_e,
           cos_s);
+  // ASEntmax multiplies each row by s = 1 + log(npos)^0.5 > 1, a lower temperature: its support can
+  // only shrink, row by row.
+  const std::vector<float> beta(H, 1.0f), gamma(H, 0.5f);
+  const auto as =
+      entmax::ASEntmax<float>::per_head(beta.data(), gamma.data(), H, static_cast<std::size_t>(L));
+  Eigen::Tensor<std::int64_t, 3, Eigen::RowMajor> sa;
+  (void)entmax::attention(q, k, v, as, o, &sa);
+  bool shrinks = true;
+  for (Index i = 0; i < sa.size(); ++i)
+    shrinks = shrinks && sa.data()[i] >= 1 && sa.data()[i] <= se.data()[i];
+  c.claim(
+      shrinks,
+      "ASEntmax (per head β = 1, γ = 0.5): every row's support is >= 1 and <= entmax15's (mean %.2f vs %.2f)",
+      mean_of(sa), mean_e);
 }
 
 }  // namespace

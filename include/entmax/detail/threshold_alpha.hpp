@@ -1,0 +1,313 @@
+// Threshold search for α-entmax with any α > 1: candidate filtering, Newton on the κ-norm with a
+// bisection safeguard, stop on stagnation, then one output pass. Working precision is double.
+//
+// With d_i = (α−1)(z_i − max), a = α − 1 and κ = 1/a, the threshold τ solves
+//   f(τ) = Σ_i (d_i − τ)_+^κ − 1 = 0,   τ ∈ [−1, −n^{−a}].
+// f is decreasing. Any τ with f(τ) ≥ 0 is a lower bound of the root, so every d_i ≤ τ can be
+// dropped from the candidates for good. Newton runs on g(τ) = (f(τ) + 1)^{1/κ} − 1, the κ-norm
+// of (d − τ)_+ minus one: it is exact for a one-element support, and for κ ≥ 1 (α ≤ 2) g is
+// convex, so Newton started from a lower bound stays a lower bound and never overshoots. For
+// α > 2 a bracket [lo, hi] catches overshoots and falls back to bisection.
+#pragma once
+
+#include <entmax/detail/candidates.hpp>
+#include <entmax/detail/scratch.hpp>
+#include <entmax/detail/simd.hpp>
+#include <entmax/detail/widen.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+namespace entmax::detail {
+
+/// x = a·e − t, the one formula every pass uses (a fused multiply-subtract where the arch has
+/// it), so that the candidate filter, the sums and the output agree bit for bit.
+template <class Arch>
+inline xsimd::batch<double, Arch> alpha_x(const xsimd::batch<double, Arch>& a,
+                                          const xsimd::batch<double, Arch>& e,
+                                          const xsimd::batch<double, Arch>& t) {
+  return xsimd::fms(a, e, t);
+}
+
+/// How x^κ is computed: the exponents with a cheaper exact formula than exp(κ log x).
+enum class AlphaPowerKind { one, integer, half, general };
+
+/// The cheapest kind for κ = 1/(α−1).
+inline AlphaPowerKind alpha_power_kind(double kappa) {
+  if (kappa == 1.0) return AlphaPowerKind::one;
+  if (kappa == 0.5) return AlphaPowerKind::half;
+  if (kappa >= 2.0 && kappa <= 16.0 && kappa == std::floor(kappa)) return AlphaPowerKind::integer;
+  return AlphaPowerKind::general;
+}
+
+/// y = x^κ and y1 = x^{κ−1} on positive lanes (other lanes: unspecified, callers mask them).
+template <AlphaPowerKind K, class Arch>
+struct AlphaPower {
+  using B = xsimd::batch<double, Arch>;
+  double kappa;
+  int ik;  // κ for AlphaPowerKind::integer
+
+  void operator()(const B& x, B& y, B& y1) const {
+    if constexpr (K == AlphaPowerKind::one) {
+      y = x;
+      y1 = B(1.0);
+    } else if constexpr (K == AlphaPowerKind::integer) {
+      B r = x;
+      for (int j = 2; j < ik; ++j) r *= x;
+      y1 = r;
+      y = r * x;
+    } else if constexpr (K == AlphaPowerKind::half) {
+      y = xsimd::sqrt(x);
+      y1 = y / x;
+    } else {
+      y = xsimd::exp(B(kappa) * xsimd::log(x));
+      y1 = y / x;
+    }
+  }
+  B pow(const B& x) const {
+    B y, y1;
+    (*this)(x, y, y1);
+    return y;
+  }
+};
+
+/// Σ x^κ, Σ x^{κ−1} and the count of x = a·c_i − τ > 0 over c[0, m), m a multiple of the batch
+/// size (padding lanes hold −inf).
+struct AlphaSums {
+  double s0, s1;
+  std::size_t count;
+};
+
+template <class Pow, class Arch>
+inline AlphaSums alpha_sums(const double* c, std::size_t m, double alpha_a, double tau, const Pow& pw) {
+  using B = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  const B t(tau), va(alpha_a), zero(0.0), one(1.0);
+  B a0(0.0), a1(0.0), b0(0.0), b1(0.0), n0(0.0), n1(0.0);
+  std::size_t i = 0;
+  for (; i + 2 * W <= m; i += 2 * W) {
+    const B x = alpha_x(va, B::load_unaligned(c + i), t);
+    const B xx = alpha_x(va, B::load_unaligned(c + i + W), t);
+    const auto mk = x > zero;
+    const auto mm = xx > zero;
+    if (xsimd::any(mk)) {
+      B y, y1;
+      pw(xsimd::select(mk, x, one), y, y1);
+      a0 += xsimd::select(mk, y, zero);
+      b0 += xsimd::select(mk, y1, zero);
+      n0 += xsimd::select(mk, one, zero);
+    }
+    if (xsimd::any(mm)) {
+      B y, y1;
+      pw(xsimd::select(mm, xx, one), y, y1);
+      a1 += xsimd::select(mm, y, zero);
+      b1 += xsimd::select(mm, y1, zero);
+      n1 += xsimd::select(mm, one, zero);
+    }
+  }
+  for (; i < m; i += W) {
+    const B x = alpha_x(va, B::load_unaligned(c + i), t);
+    const auto mk = x > zero;
+    B y, y1;
+    pw(xsimd::select(mk, x, one), y, y1);
+    a0 += xsimd::select(mk, y, zero);
+    b0 += xsimd::select(mk, y1, zero);
+    n0 += xsimd::select(mk, one, zero);
+  }
+  return AlphaSums{reduce_add(a0 + a1), reduce_add(b0 + b1), static_cast<std::size_t>(reduce_add(n0 + n1))};
+}
+
+/// Pads c[m, ...) with −inf up to a multiple of W; returns the padded length.
+template <std::size_t W>
+inline std::size_t pad_candidates(double* c, std::size_t m) {
+  std::size_t mp = (m + W - 1) / W * W;
+  for (std::size_t i = m; i < mp; ++i) c[i] = -std::numeric_limits<double>::infinity();
+  return mp;
+}
+
+/// Writes e_i = z_i − m (in double, row order) for every i with a·e_i > lo to c; returns how
+/// many. c must hold n + W doubles.
+template <class T, class Arch>
+inline std::size_t extract_candidates(const T* z, std::size_t n, double zmax, double a, double lo,
+                                      double* c) {
+  using B = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  const B vm(zmax), va(a), vlo(lo), zero(0.0);
+  std::size_t w = 0, i = 0;
+  auto block = [&](const T* src) {
+    const B e = load_widened<Arch>(src) - vm;
+    const auto mk = alpha_x(va, e, vlo) > zero;
+    if (xsimd::all(mk)) {
+      e.store_unaligned(c + w);
+      w += W;
+    } else if (xsimd::any(mk)) {
+      w += compress_store(e, mk, c + w);
+    }
+  };
+  for (; i + W <= n; i += W) block(z + i);
+  if (i < n) {
+    T tz[W];
+    for (std::size_t j = 0; j < W; ++j) tz[j] = j < n - i ? z[i + j] : -std::numeric_limits<T>::infinity();
+    block(tz);
+  }
+  return w;
+}
+
+/// Keeps the c_i with a·c_i > lo of c[0, mp) (mp padded to a multiple of W), in order; returns
+/// how many.
+template <class Arch>
+inline std::size_t compact_candidates(double* c, std::size_t mp, double a, double lo) {
+  using B = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  const B va(a), vlo(lo), zero(0.0);
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < mp; i += W) {
+    const B e = B::load_unaligned(c + i);
+    w += compress_store(e, alpha_x(va, e, vlo) > zero, c + w);
+  }
+  return w;
+}
+
+/// The threshold and the normaliser Σ (d − τ)_+^κ evaluated at it.
+struct AlphaThreshold {
+  double tau;
+  double sum;
+};
+
+/// Solves for τ on the candidates c[0, m) (m ≥ 1, at least one candidate > lo, f(lo) ≥ 0,
+/// f(hi) ≤ 0). `tol` is the relative step size at which the iteration has converged.
+template <class Pow, class Arch>
+inline AlphaThreshold solve_alpha_threshold(double* c, std::size_t m, double a, double lo, double hi,
+                                            double tol, const Pow& pw) {
+  using B = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t mp = pad_candidates<W>(c, m);
+  double tau = lo;
+  double prev_step = std::numeric_limits<double>::infinity();
+  AlphaSums st{};
+  for (int it = 0; it < 200; ++it) {
+    st = alpha_sums<Pow, Arch>(c, mp, a, tau, pw);
+    const double f = st.s0 - 1.0;
+    if (f >= 0.0) {
+      lo = tau;
+      if (st.count * 4 < m * 3 && m > 4 * W) {  // drop what can no longer be in the support
+        m = compact_candidates<Arch>(c, mp, a, lo);
+        mp = pad_candidates<W>(c, m);
+      }
+      if (f == 0.0) break;
+    } else {
+      hi = tau;
+    }
+    double next;
+    if (st.count == 0 || !(st.s1 > 0.0)) {
+      next = lo + (hi - lo) * 0.5;
+    } else {
+      // Newton on g = s0^a − 1: τ ← τ + (s0 − s0^{1−a}) / s1.
+      next = tau + (st.s0 - std::pow(st.s0, 1.0 - a)) / st.s1;
+      const double step = std::fabs(next - tau);
+      if (step <= tol * std::fabs(tau)) break;                           // converged
+      if (step <= 0x1p-48 * std::fabs(tau) && step >= prev_step) break;  // stagnated in rounding noise
+      prev_step = step;
+      if (!(next > lo && next < hi)) next = lo + (hi - lo) * 0.5;
+    }
+    if (!(next > lo && next < hi)) break;  // bracket down to adjacent doubles
+    tau = next;
+  }
+  return AlphaThreshold{tau, st.s0};
+}
+
+/// p_i = (d_i − τ)_+^κ / sum for the whole row, d_i = a (z_i − m) computed exactly as in
+/// extract_candidates. Returns the number of non-zero outputs. z and p may alias.
+template <class T, class Pow, class Arch>
+inline std::size_t write_alpha_output(const T* z, T* p, std::size_t n, double zmax, double a, double tau,
+                                      double sum, const Pow& pw) {
+  using B = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  // Smallest double that rounds to a non-zero T.
+  const double tiny = std::is_same_v<T, float> ? 0x1p-150 : 0.0;
+  const B vm(zmax), va(a), vt(tau), zero(0.0), one(1.0), inv(1.0 / sum), vtiny(tiny);
+  B cnt(0.0);
+  std::size_t i = 0;
+  auto block = [&](const T* src, T* dst) {
+    const B x = alpha_x(va, load_widened<Arch>(src) - vm, vt);
+    const auto mk = x > zero;
+    if (xsimd::any(mk)) {
+      const B y = xsimd::select(mk, pw.pow(xsimd::select(mk, x, one)) * inv, zero);
+      cnt += xsimd::select(y > vtiny, one, zero);
+      store_narrowed<Arch>(dst, y);
+    } else {
+      store_narrowed<Arch>(dst, zero);
+    }
+  };
+  for (; i + W <= n; i += W) block(z + i, p + i);
+  if (i < n) {
+    T tz[W], tp[W];
+    for (std::size_t j = 0; j < W; ++j) tz[j] = j < n - i ? z[i + j] : -std::numeric_limits<T>::infinity();
+    block(tz, tp);
+    for (std::size_t j = 0; i + j < n; ++j) p[i + j] = tp[j];
+  }
+  return static_cast<std::size_t>(reduce_add(cnt));
+}
+
+/// α-entmax of a row with finite max `zmax` (not a special row), for one power kind.
+template <class T, class Pow, class Arch>
+inline double entmax_alpha_row(const T* z, T* p, std::size_t n, T zmax, double a, const Pow& pw,
+                               std::size_t& support) {
+  using B = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  const double m = static_cast<double>(zmax);
+  const double hi = 0.0;  // f(0) = −1 < 0; the root lies in [−1, −n^{−a}]
+  double lo = -1.0;
+  double* c = scratch<double>(n + 2 * W);
+  const std::size_t cnt = extract_candidates<T, Arch>(z, n, m, a, lo, c);
+  // Convergence: relative step below ε_T^{3/2}-ish is far below what T can show after the
+  // output rounding; double rows iterate to stagnation.
+  const double tol = std::is_same_v<T, float> ? 0x1p-40 : 0x1p-52;
+  const AlphaThreshold th = solve_alpha_threshold<Pow, Arch>(c, cnt, a, lo, hi, tol, pw);
+  support = write_alpha_output<T, Pow, Arch>(z, p, n, m, a, th.tau, th.sum, pw);
+  return th.tau;
+}
+
+/// Σ_i (d_i − τ)_+^κ over the whole row, d_i = a (z_i − m) (from_stats renormalises with it).
+template <class T, class Pow, class Arch>
+inline double alpha_row_sum(const T* z, std::size_t n, double zmax, double a, double tau, const Pow& pw) {
+  using B = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  const B vm(zmax), va(a), vt(tau), zero(0.0), one(1.0);
+  B acc(0.0);
+  auto block = [&](const T* src) {
+    const B x = alpha_x(va, load_widened<Arch>(src) - vm, vt);
+    const auto mk = x > zero;
+    if (xsimd::any(mk)) acc += xsimd::select(mk, pw.pow(xsimd::select(mk, x, one)), zero);
+  };
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) block(z + i);
+  if (i < n) {
+    T tz[W];
+    for (std::size_t j = 0; j < W; ++j) tz[j] = j < n - i ? z[i + j] : -std::numeric_limits<T>::infinity();
+    block(tz);
+  }
+  return reduce_add(acc);
+}
+
+/// Calls fn(pw) with the AlphaPower functor for κ = 1/a (one instantiation per power kind).
+template <class Arch, class Fn>
+inline decltype(auto) with_alpha_power(double a, Fn&& fn) {
+  const double kappa = 1.0 / a;
+  switch (alpha_power_kind(kappa)) {
+    case AlphaPowerKind::one:
+      return fn(AlphaPower<AlphaPowerKind::one, Arch>{kappa, 1});
+    case AlphaPowerKind::integer:
+      return fn(AlphaPower<AlphaPowerKind::integer, Arch>{kappa, static_cast<int>(kappa)});
+    case AlphaPowerKind::half:
+      return fn(AlphaPower<AlphaPowerKind::half, Arch>{kappa, 0});
+    default:
+      return fn(AlphaPower<AlphaPowerKind::general, Arch>{kappa, 0});
+  }
+}
+
+}  // namespace entmax::detail

@@ -85,25 +85,33 @@ double masked_dot_scale(const T* g, const T* z, std::size_t n, T* out, T scale) 
   constexpr std::size_t W = bt::size;
   const bd ninf(-std::numeric_limits<double>::infinity());
   const bd zero(0.0);
-  bd acc0(0.0), acc1(0.0);
-  std::size_t i = 0;
-  // The mask is z == −inf (ordered compare, false for NaN) so that NaN lanes are kept.
-  if (n >= W) {
-    const bt s(scale);
-    for (; i + W <= n; i += W) {
-      const bt gv = bt::load_unaligned(g + i);
-      const bt zv = bt::load_unaligned(z + i);
-      if constexpr (std::is_same_v<T, float>) {
-        bd glo, ghi, zlo, zhi;
-        split_to_double(gv, glo, ghi);
-        split_to_double(zv, zlo, zhi);
-        acc0 += xsimd::select(zlo == ninf, zero, glo * zlo);
-        acc1 += xsimd::select(zhi == ninf, zero, ghi * zhi);
-      } else {
-        acc0 += xsimd::select(zv == ninf, zero, gv * zv);
-      }
-      if (out) (gv * s).store_unaligned(out + i);
+  const bt s(scale);
+  // One vector of W elements into two double accumulators. The mask is z == −inf (ordered
+  // compare, false for NaN) so that NaN lanes are kept.
+  auto step = [&](std::size_t k, bd& a, bd& b) {
+    const bt gv = bt::load_unaligned(g + k);
+    const bt zv = bt::load_unaligned(z + k);
+    if constexpr (std::is_same_v<T, float>) {
+      bd glo, ghi, zlo, zhi;
+      split_to_double(gv, glo, ghi);
+      split_to_double(zv, zlo, zhi);
+      a += xsimd::select(zlo == ninf, zero, glo * zlo);
+      b += xsimd::select(zhi == ninf, zero, ghi * zhi);
+    } else {
+      a += xsimd::select(zv == ninf, zero, gv * zv);
+      (void)b;
     }
+    if (out) (gv * s).store_unaligned(out + k);
+  };
+  bd acc0(0.0), acc1(0.0), acc2(0.0), acc3(0.0);
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {  // two independent vectors per trip: four add chains
+    step(i, acc0, acc1);
+    step(i + W, acc2, acc3);
+  }
+  if (i + W <= n) {
+    step(i, acc0, acc1);
+    i += W;
   }
   double tail = 0;
   for (; i < n; ++i) {
@@ -111,7 +119,7 @@ double masked_dot_scale(const T* g, const T* z, std::size_t n, T* out, T scale) 
       tail += static_cast<double>(g[i]) * static_cast<double>(z[i]);
     if (out) out[i] = scale * g[i];
   }
-  return reduce_add(acc0 + acc1) + tail;
+  return reduce_add((acc0 + acc1) + (acc2 + acc3)) + tail;
 }
 
 }  // namespace detail

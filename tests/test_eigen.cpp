@@ -6,6 +6,7 @@
 #include <entmax/asentmax.hpp>
 #include <entmax/normalizer.hpp>
 #include <entmax/row_scaled.hpp>
+#include <entmax/scalable_softmax.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -358,6 +359,48 @@ TEMPLATE_TEST_CASE("normalize_rows: row-scaled ASEntmax, row index = matrix row"
       // 16 ε for the map plus the rounding of s·z in T (relative ε on the scores).
       CHECK(std::fabs(static_cast<ld>(p(i, j)) - ref[k]) <= 16 * static_cast<ld>(eps));
       CHECK(std::fabs(dz(i, j) - dzi[k]) <= 4 * eps * std::max(T(1), std::fabs(dzi[k])));
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("normalize_rows: row-scaled ScalableSoftmax and PerRowScale", "[eigen]", float, double) {
+  using T = TestType;
+  const T eps = std::numeric_limits<T>::epsilon();
+  std::mt19937 gen(seed() + 6);
+  const Index rows = 4, cols = GENERATE(2, 9, 33);
+  RowMat<T> z(rows, cols), dp(rows, cols);
+  fill_scores(z, gen, 1.0, true);
+  fill_scores(dp, gen, 1.0, false);
+  const ColMat<T> zc = z;
+  const T s = T(0.8);
+  std::vector<T> ds_rows(rows, T(9));
+  entmax::ScalableSoftmax<T> ss(s);
+  ss.set_gradient_sink(ds_rows.data());
+  ColMat<T> p(rows, cols), dz(rows, cols);
+  entmax::normalize_rows(ss, zc, p);
+  entmax::normalize_rows_backward(ss, zc, p, dp, dz);
+  // PerRowScale with the same per-row scale c = s·log(cols + 1) and a Softmax base: same rows.
+  const T c = static_cast<T>(static_cast<double>(s) * std::log(static_cast<double>(cols + 1)));
+  std::vector<T> scales(rows, c), dscales(rows, T(9));
+  entmax::PerRowScale<T, entmax::Softmax> prs(entmax::Softmax{}, scales.data(), dscales.data());
+  RowMat<T> p2(rows, cols), dz2(rows, cols);
+  entmax::normalize_rows(prs, z, p2);
+  entmax::normalize_rows_backward(prs, z, p2, dp, dz2);
+  for (Index i = 0; i < rows; ++i) {
+    const auto r = static_cast<std::size_t>(i);
+    std::vector<T> zi = row_copy(z, i), pi(zi.size()), dpi = row_copy(dp, i), dzi(zi.size());
+    entmax::scalable_softmax(zi.data(), pi.data(), zi.size(), s, static_cast<std::size_t>(cols) + 1);
+    const auto g = entmax::scalable_softmax_backward(zi.data(), pi.data(), dpi.data(), dzi.data(), zi.size(),
+                                                     s, static_cast<std::size_t>(cols) + 1);
+    INFO("row " << i << ", cols " << cols << ", seed " << seed());
+    CHECK(std::fabs(ds_rows[r] - g.ds) <= 4 * eps * std::max(T(1), std::fabs(g.ds)));
+    CHECK(std::fabs(dscales[r] - g.dscale) <= 4 * eps * std::max(T(1), std::fabs(g.dscale)));
+    for (Index j = 0; j < cols; ++j) {
+      const auto k = static_cast<std::size_t>(j);
+      CHECK(std::fabs(p(i, j) - pi[k]) <= 2 * eps);
+      CHECK(std::fabs(p2(i, j) - pi[k]) <= 2 * eps);
+      CHECK(std::fabs(dz(i, j) - dzi[k]) <= 4 * eps * std::max(T(1), std::fabs(dzi[k])));
+      CHECK(std::fabs(dz2(i, j) - dzi[k]) <= 4 * eps * std::max(T(1), std::fabs(dzi[k])));
     }
   }
 }

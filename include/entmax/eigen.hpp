@@ -86,6 +86,13 @@ void check_same_shape(const char* fn, const char* a_name, const Eigen::MatrixBas
   }
 }
 
+/// npos of every row: the caller's, or n + 1 (all keys visible) for 0. Written so that the
+/// compiler sees that n + 1 cannot wrap around (n counts matrix columns).
+inline std::size_t rowwise_npos(std::size_t npos, std::size_t n) {
+  if (npos != 0) return npos;
+  return n < std::numeric_limits<std::size_t>::max() ? n + 1 : n;
+}
+
 template <class Norm, class T>
 inline constexpr bool is_rowwise_policy_v = is_normalizer_v<Norm, T> || is_row_scaled_v<Norm>;
 
@@ -124,7 +131,7 @@ void normalize_rows(const Norm& norm, const Eigen::MatrixBase<DZ>& z, const Eige
     }
     return;
   }
-  const std::size_t visible = npos == 0 ? n + 1 : npos;
+  const std::size_t visible = detail::rowwise_npos(npos, n);
   T* scratch = detail::scratch_rows<T>(2 * n);
   for (Eigen::Index i = 0; i < rows; ++i) {
     const T* zr = detail::read_row(z, i, scratch);
@@ -229,7 +236,7 @@ void normalize_rows_backward(const Norm& norm, const Eigen::MatrixBase<DZ>& z, c
     detail::check_same_shape("entmax::normalize_rows_backward", "z", z, "dp", dp);
     detail::check_same_shape("entmax::normalize_rows_backward", "z", z, "dz", dz);
     const auto n = static_cast<std::size_t>(z.cols());
-    const std::size_t visible = npos == 0 ? n + 1 : npos;
+    const std::size_t visible = detail::rowwise_npos(npos, n);
     T* scratch = detail::scratch_rows<T>(4 * n);
     for (Eigen::Index i = 0; i < z.rows(); ++i) {
       const T* zr = detail::read_row(z, i, scratch);

@@ -455,7 +455,7 @@ int main(int argc, char** argv) {
 
   if (!o.csv.empty()) {
     std::ofstream f(o.csv);
-    f << "variant,seed,factor,length,samples,accuracy,target_weight,support,train_loss,train_accuracy,"
+    f << "variant,seed,factor,length,samples,accuracy,target_weight,support,scale,train_loss,train_accuracy,"
          "train_seconds,eval_seconds\n";
     for (const auto& r : results)
       for (const auto& e : r.eval)

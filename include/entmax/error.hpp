@@ -90,8 +90,7 @@ void check_finite(const char* fn, const char* name, T value) {
 template <class T>
 void check_positive(const char* fn, const char* name, T value) {
   if (!(std::isfinite(value) && value > T(0))) {
-    raise(ErrorKind::domain_error,
-          message(fn, ": ", name, " must be finite and > 0 (got ", value, ")"));
+    raise(ErrorKind::domain_error, message(fn, ": ", name, " must be finite and > 0 (got ", value, ")"));
   }
 }
 

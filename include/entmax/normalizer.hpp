@@ -28,33 +28,51 @@ namespace entmax {
 struct Softmax {
   static constexpr bool is_sparse = false;
   template <class T>
-  RowStats<T> forward(const T* z, T* p, std::size_t n) const { return softmax(z, p, n); }
+  RowStats<T> forward(const T* z, T* p, std::size_t n) const {
+    return softmax(z, p, n);
+  }
   template <class T>
-  void backward(const T* p, const T* dp, T* dz, std::size_t n) const { softmax_backward(p, dp, dz, n); }
+  void backward(const T* p, const T* dp, T* dz, std::size_t n) const {
+    softmax_backward(p, dp, dz, n);
+  }
   template <class T>
-  void from_stats(const T* z, const RowStats<T>& s, T* p, std::size_t n) const { softmax_from_stats(z, s, p, n); }
+  void from_stats(const T* z, const RowStats<T>& s, T* p, std::size_t n) const {
+    softmax_from_stats(z, s, p, n);
+  }
 };
 
 /// Sparsemax (α = 2): Euclidean projection onto the simplex, exact.
 struct Sparsemax {
   static constexpr bool is_sparse = true;
   template <class T>
-  RowStats<T> forward(const T* z, T* p, std::size_t n) const { return sparsemax(z, p, n); }
+  RowStats<T> forward(const T* z, T* p, std::size_t n) const {
+    return sparsemax(z, p, n);
+  }
   template <class T>
-  void backward(const T* p, const T* dp, T* dz, std::size_t n) const { sparsemax_backward(p, dp, dz, n); }
+  void backward(const T* p, const T* dp, T* dz, std::size_t n) const {
+    sparsemax_backward(p, dp, dz, n);
+  }
   template <class T>
-  void from_stats(const T* z, const RowStats<T>& s, T* p, std::size_t n) const { sparsemax_from_stats(z, s, p, n); }
+  void from_stats(const T* z, const RowStats<T>& s, T* p, std::size_t n) const {
+    sparsemax_from_stats(z, s, p, n);
+  }
 };
 
 /// 1.5-entmax, exact.
 struct Entmax15 {
   static constexpr bool is_sparse = true;
   template <class T>
-  RowStats<T> forward(const T* z, T* p, std::size_t n) const { return entmax15(z, p, n); }
+  RowStats<T> forward(const T* z, T* p, std::size_t n) const {
+    return entmax15(z, p, n);
+  }
   template <class T>
-  void backward(const T* p, const T* dp, T* dz, std::size_t n) const { entmax15_backward(p, dp, dz, n); }
+  void backward(const T* p, const T* dp, T* dz, std::size_t n) const {
+    entmax15_backward(p, dp, dz, n);
+  }
   template <class T>
-  void from_stats(const T* z, const RowStats<T>& s, T* p, std::size_t n) const { entmax15_from_stats(z, s, p, n); }
+  void from_stats(const T* z, const RowStats<T>& s, T* p, std::size_t n) const {
+    entmax15_from_stats(z, s, p, n);
+  }
 };
 
 /// α-entmax for any α > 1 by the fast exact threshold search of entmax_bisect.
@@ -64,11 +82,17 @@ struct EntmaxBisect {
   Scalar alpha;
   explicit EntmaxBisect(Scalar a) : alpha(a) { detail::check_alpha("entmax::EntmaxBisect", a); }
   template <class T>
-  RowStats<T> forward(const T* z, T* p, std::size_t n) const { return entmax_bisect(z, p, n, T(alpha)); }
+  RowStats<T> forward(const T* z, T* p, std::size_t n) const {
+    return entmax_bisect(z, p, n, T(alpha));
+  }
   template <class T>
-  void backward(const T* p, const T* dp, T* dz, std::size_t n) const { entmax_bisect_backward(p, dp, dz, n, T(alpha)); }
+  void backward(const T* p, const T* dp, T* dz, std::size_t n) const {
+    entmax_bisect_backward(p, dp, dz, n, T(alpha));
+  }
   template <class T>
-  void from_stats(const T* z, const RowStats<T>& s, T* p, std::size_t n) const { entmax_from_stats(z, s, p, n, T(alpha)); }
+  void from_stats(const T* z, const RowStats<T>& s, T* p, std::size_t n) const {
+    entmax_from_stats(z, s, p, n, T(alpha));
+  }
 };
 EntmaxBisect(float)->EntmaxBisect<float>;
 EntmaxBisect(double)->EntmaxBisect<double>;
@@ -80,11 +104,17 @@ struct EntmaxSort {
   Scalar alpha;
   explicit EntmaxSort(Scalar a) : alpha(a) { detail::check_alpha("entmax::EntmaxSort", a); }
   template <class T>
-  RowStats<T> forward(const T* z, T* p, std::size_t n) const { return entmax_sort(z, p, n, T(alpha)); }
+  RowStats<T> forward(const T* z, T* p, std::size_t n) const {
+    return entmax_sort(z, p, n, T(alpha));
+  }
   template <class T>
-  void backward(const T* p, const T* dp, T* dz, std::size_t n) const { entmax_bisect_backward(p, dp, dz, n, T(alpha)); }
+  void backward(const T* p, const T* dp, T* dz, std::size_t n) const {
+    entmax_bisect_backward(p, dp, dz, n, T(alpha));
+  }
   template <class T>
-  void from_stats(const T* z, const RowStats<T>& s, T* p, std::size_t n) const { entmax_from_stats(z, s, p, n, T(alpha)); }
+  void from_stats(const T* z, const RowStats<T>& s, T* p, std::size_t n) const {
+    entmax_from_stats(z, s, p, n, T(alpha));
+  }
 };
 EntmaxSort(float)->EntmaxSort<float>;
 EntmaxSort(double)->EntmaxSort<double>;
@@ -95,13 +125,16 @@ struct models_normalizer : std::false_type {};
 template <class N, class T>
 struct models_normalizer<
     N, T,
-    std::void_t<decltype(std::declval<const N&>().forward(std::declval<const T*>(), std::declval<T*>(), std::size_t{})),
+    std::void_t<decltype(std::declval<const N&>().forward(std::declval<const T*>(), std::declval<T*>(),
+                                                          std::size_t{})),
                 decltype(std::declval<const N&>().backward(std::declval<const T*>(), std::declval<const T*>(),
                                                            std::declval<T*>(), std::size_t{})),
-                decltype(std::declval<const N&>().from_stats(std::declval<const T*>(), std::declval<const RowStats<T>&>(),
+                decltype(std::declval<const N&>().from_stats(std::declval<const T*>(),
+                                                             std::declval<const RowStats<T>&>(),
                                                              std::declval<T*>(), std::size_t{})),
                 decltype(bool{N::is_sparse})>>
-    : std::is_same<decltype(std::declval<const N&>().forward(std::declval<const T*>(), std::declval<T*>(), std::size_t{})),
+    : std::is_same<decltype(std::declval<const N&>().forward(std::declval<const T*>(), std::declval<T*>(),
+                                                             std::size_t{})),
                    RowStats<T>> {};
 }  // namespace detail
 

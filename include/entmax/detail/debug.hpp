@@ -69,7 +69,8 @@ inline void debug_check_row(const char* fn, const T* p, std::size_t n, const Row
     const long double lo = -1 - slack;
     const long double hi = -std::pow(static_cast<long double>(n), 1.0L - alpha) + slack;
     if (!(s.tau >= lo && s.tau <= hi)) {
-      raise(ErrorKind::domain_error, message(fn, ": debug check: tau ", s.tau, " outside [-1, -n^(1-alpha)]"));
+      raise(ErrorKind::domain_error,
+            message(fn, ": debug check: tau ", s.tau, " outside [-1, -n^(1-alpha)]"));
     }
   }
 #else

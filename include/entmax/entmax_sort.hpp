@@ -2,6 +2,7 @@
 #pragma once
 
 #include <entmax/detail/debug.hpp>
+#include <entmax/detail/row.hpp>
 #include <entmax/error.hpp>
 #include <entmax/row_stats.hpp>
 
@@ -47,25 +48,11 @@ RowStats<T> entmax_sort(const T* z, T* p, std::size_t n, T alpha) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax_sort: T must be float or double");
   detail::check_alpha("entmax_sort", alpha);
   using ld = long double;
-  constexpr T inf = std::numeric_limits<T>::infinity();
-  constexpr T nan = std::numeric_limits<T>::quiet_NaN();
-  if (n == 0) return {-inf, T(0), 0};
   detail::debug_check_scores("entmax_sort", z, n);
-
-  T m = -inf;
-  bool bad = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    bad = bad || std::isnan(z[i]) || z[i] == inf;
-    m = z[i] > m ? z[i] : m;
-  }
-  if (bad) {
-    std::fill(p, p + n, nan);
-    return {nan, nan, 0};
-  }
-  if (m == -inf) {
-    std::fill(p, p + n, T(0));
-    return {m, T(-1), 0};
-  }
+  const detail::RowScan<T> scan = detail::scan_row<T, xsimd::default_arch>(z, n);
+  RowStats<T> special{};
+  if (detail::special_row<T, xsimd::default_arch>(scan, p, n, special)) return special;
+  const T m = scan.max;
 
   const ld am1 = static_cast<ld>(alpha) - 1;
   const ld kappa = 1 / am1;

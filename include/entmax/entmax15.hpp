@@ -48,13 +48,17 @@ template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15: T must be float or double");
   detail::debug_check_scores("entmax::entmax15", z, n);
-  const detail::RowScan<T> scan = detail::scan_row<T, Arch>(z, n);
+  T* buf = detail::scratch<T>(n + detail::batch_size<T, Arch>);
+  detail::RowScan<T> scan{};
+  T theta{};
+  std::size_t k = detail::collect_above_bound<T, Arch, detail::Entmax15Bound>(z, n, buf, scan, theta);
   RowStats<T> stats{};
   if (detail::special_row<T, Arch>(scan, p, n, stats)) return stats;
-  T* buf = detail::scratch<T>(n + detail::batch_size<T, Arch>);
-  std::size_t k = detail::collect_candidates<T, Arch>(z, n, scan.max, T(0.5), T(-1), buf);
+  detail::shift_scale<T, Arch>(buf, k, scan.max, T(0.5));
+  // Every score left out is ≤ theta, so (theta − max)·½ is a lower bound of τ.
+  const double tau0 = (static_cast<double>(theta) - static_cast<double>(scan.max)) * 0.5 - 1e-12;
   double floor = -1.0;
-  const double tau_d = detail::entmax15_threshold(buf, k, floor);
+  const double tau_d = detail::entmax15_threshold(buf, k, floor, tau0);
   const T tau = detail::threshold_to<T>(tau_d, floor);
   stats.max = scan.max;
   stats.tau = tau;

@@ -43,11 +43,13 @@ template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax: T must be float or double");
   detail::debug_check_scores("entmax::sparsemax", z, n);
-  const detail::RowScan<T> scan = detail::scan_row<T, Arch>(z, n);
+  T* buf = detail::scratch<T>(n + detail::batch_size<T, Arch>);
+  detail::RowScan<T> scan{};
+  T theta{};
+  std::size_t k = detail::collect_above_bound<T, Arch, detail::SparsemaxBound>(z, n, buf, scan, theta);
   RowStats<T> stats{};
   if (detail::special_row<T, Arch>(scan, p, n, stats)) return stats;
-  T* buf = detail::scratch<T>(n + detail::batch_size<T, Arch>);
-  std::size_t k = detail::collect_candidates<T, Arch>(z, n, scan.max, T(1), T(-1), buf);
+  detail::shift_scale<T, Arch>(buf, k, scan.max, T(1));
   double floor = -1.0;
   const double tau_d = detail::sparsemax_threshold(buf, k, floor);
   const T tau = detail::threshold_to<T>(tau_d, floor);

@@ -5,7 +5,12 @@
 
 #include <entmax/detail/simd.hpp>
 
+#include <entmax/detail/row.hpp>
+
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <limits>
 
 namespace entmax::detail {
 
@@ -69,6 +74,109 @@ inline std::size_t collect_candidates(const T* z, std::size_t n, T m, T scale, T
     if (x > bound) out[c++] = x;
   }
   return c;
+}
+
+/// Lower bounds of the absolute threshold θ* = max + τ*/scale (support: z > θ*) from any
+/// subset S of the row: θ(S) = mean_z(S) − slack(|S|). Sparsemax: Σ_S (z − θ) ≤ Σ (z − θ)_+
+/// gives slack 1/k. Entmax-1.5: (t)_+² ≥ 2at − a² (a = 1/√k) gives slack 2/√k.
+struct SparsemaxBound {
+  static double slack(double k) { return 1.0 / k; }
+};
+struct Entmax15Bound {
+  static double slack(double k) { return 2.0 / std::sqrt(k); }
+};
+
+/// One pass over the row that finds its max, detects NaN, and collects into buf (n + batch
+/// elements) every score above a running lower bound θ of the absolute threshold — so buf
+/// holds a superset of the support. θ is raised at chunk ends from the collected scores
+/// (Bound::slack) and the running max, and the buffer is compacted whenever it has doubled.
+/// Returns the number of collected scores; `scan` gets max and invalid (min is not computed),
+/// `theta` the final bound (every score not collected is ≤ theta).
+template <class T, class Arch, class Bound>
+inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, RowScan<T>& scan, T& theta) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const T inf = std::numeric_limits<T>::infinity();
+  const double tol = 16.0 * static_cast<double>(std::numeric_limits<T>::epsilon());
+  B vmax(-inf);
+  auto bad = B(T(0)) > B(T(0));
+  T th = -inf;  // bound in T, applied to the scores (rounded down, with a margin)
+  double bound = -std::numeric_limits<double>::infinity();
+  double sum = 0.0;  // Σ of buf[0, k)
+  std::size_t k = 0, summed = 0, after_compaction = 0;
+  std::size_t i = 0;
+  std::size_t chunk = 4 * W;  // a short first chunk gives an early bound
+  auto raise_bound = [&](double cand) {
+    if (cand > bound) {
+      bound = cand;
+      const double margin = tol * (std::fabs(cand) + 1.0);
+      T t = static_cast<T>(cand - margin);
+      if (static_cast<double>(t) > cand - margin) t = std::nextafter(t, -inf);
+      th = t;
+    }
+  };
+  auto refresh = [&](T running_max) {
+    for (; summed < k; ++summed) sum += static_cast<double>(buf[summed]);
+    if (running_max > -inf && running_max < inf)
+      raise_bound(static_cast<double>(running_max) - Bound::slack(1.0));
+    if (k > 0 && sum == sum && std::fabs(sum) < std::numeric_limits<double>::infinity())
+      raise_bound(sum / static_cast<double>(k) - Bound::slack(static_cast<double>(k)));
+    if (k >= 2 * after_compaction + 32) {
+      for (int round = 0; round < 4; ++round) {  // compact; a tighter subset may raise the bound
+        std::size_t c = 0;
+        double s = 0.0;
+        for (std::size_t j = 0; j < k; ++j) {
+          const T v = buf[j];
+          buf[c] = v;
+          const bool keep = v > th;
+          c += keep ? 1u : 0u;
+          s += keep ? static_cast<double>(v) : 0.0;
+        }
+        const bool dropped = c < k;
+        k = summed = c;
+        sum = s;
+        const double before = bound;
+        if (k > 0) raise_bound(sum / static_cast<double>(k) - Bound::slack(static_cast<double>(k)));
+        if (!dropped || !(bound > before)) break;
+      }
+      after_compaction = k;
+    }
+  };
+  while (i + W <= n) {
+    const std::size_t end = std::min(n - (n - i) % W, i + chunk);
+    const B tb(th);
+    for (; i < end; i += W) {
+      const B zb = B::load_unaligned(z + i);
+      vmax = xsimd::max(vmax, zb);
+      bad = bad | xsimd::isnan(zb);
+      const auto keep = zb > tb;
+      if (xsimd::any(keep)) k += compress_store(zb, keep, buf + k);
+    }
+    refresh(reduce_max(vmax));
+    chunk = 16 * W;
+  }
+  T mx = reduce_max(vmax);
+  bool nan = xsimd::any(bad);
+  for (; i < n; ++i) {
+    const T v = z[i];
+    nan = nan || (v != v);
+    mx = v > mx ? v : mx;
+    if (v > th) buf[k++] = v;
+  }
+  scan = RowScan<T>{mx, mx, nan || mx == inf};
+  theta = th;
+  return k;
+}
+
+/// buf[j] = (buf[j] − m)·scale, with the same operations as the output passes.
+template <class T, class Arch>
+inline void shift_scale(T* buf, std::size_t k, T m, T scale) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B mb(m), sb(scale);
+  std::size_t j = 0;
+  for (; j + W <= k; j += W) ((B::load_unaligned(buf + j) - mb) * sb).store_unaligned(buf + j);
+  for (; j < k; ++j) buf[j] = (buf[j] - m) * scale;
 }
 
 }  // namespace entmax::detail

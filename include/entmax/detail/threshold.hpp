@@ -61,12 +61,16 @@ inline double sparsemax_threshold(T* buf, std::size_t& k, double& floor) {
   }
 }
 
-/// The closed form on a certified support buf[0, k), recomputed around the support's mean μ:
+/// The closed form on a certified support buf[0, k), recomputed around the support's mean μ
+/// (so the result depends on the support only, not on the order or the search path):
 /// with e = x − μ, τ = μ + (Σe − √((Σe)² + k(1 − Σe²)))/k. Centering removes the cancellation
 /// of (Σd)² − kΣd² that sums taken around a distant τ suffer (about k·ε relative). Falls back
 /// to `tau` if rounding would put τ at or above the smallest support element `x_min`.
 template <class T>
-inline double entmax15_centered(const T* buf, std::size_t k, double mu, double tau, double x_min) {
+inline double entmax15_centered(const T* buf, std::size_t k, double tau, double x_min) {
+  CompensatedSum m1;
+  for (std::size_t i = 0; i < k; ++i) m1.add(static_cast<double>(buf[i]));
+  const double mu = m1.value() / static_cast<double>(k);  // depends only on the support, not on the path
   CompensatedSum s1, s2;
   for (std::size_t i = 0; i < k; ++i) {
     const double e = static_cast<double>(buf[i]) - mu;
@@ -80,13 +84,13 @@ inline double entmax15_centered(const T* buf, std::size_t k, double mu, double t
 }
 
 /// Entmax-1.5 τ on candidates buf[0, k) with x = (z − max)/2 (k ≥ 1, all > −1, max 0;
-/// compacted in place): f(τ) = Σ (x − τ)_+² − 1. Each step sums d = x − τ over C = {x > τ};
-/// if the root of the quadratic Σ_C (x − t)² = 1 lies below min C it is τ exactly, else a
-/// Newton step (never past the root: f is convex) shrinks C. Returns τ; k becomes |C|, floor
+/// compacted in place), starting from a known lower bound tau0 ≥ −1 of τ: f(τ) = Σ (x − τ)_+² − 1. Each step
+/// sums d = x − τ over C = {x > τ}; if the root of the quadratic Σ_C (x − t)² = 1 lies below min C it is τ
+/// exactly, else a Newton step (never past the root: f is convex) shrinks C. Returns τ; k becomes |C|, floor
 /// the bound of the last filtering.
 template <class T>
-inline double entmax15_threshold(T* buf, std::size_t& k, double& floor) {
-  double tau = -1.0;
+inline double entmax15_threshold(T* buf, std::size_t& k, double& floor, double tau0 = -1.0) {
+  double tau = tau0 > -1.0 ? tau0 : -1.0;
   for (;;) {
     std::size_t c = 0;
     CompensatedSum csd, csd2;
@@ -107,7 +111,7 @@ inline double entmax15_threshold(T* buf, std::size_t& k, double& floor) {
     const double kd = static_cast<double>(c);
     const double disc = sd * sd - kd * (sd2 - 1.0);
     const double delta = (sd - std::sqrt(disc > 0.0 ? disc : 0.0)) / kd;
-    if (delta >= 0.0 && delta < mn) return entmax15_centered(buf, k, tau + sd / kd, tau + delta, tau + mn);
+    if (delta >= 0.0 && delta < mn) return entmax15_centered(buf, k, tau + delta, tau + mn);
     const double step = (sd2 - 1.0) / (2.0 * sd);
     if (!(step > 0.0) || tau + step == tau) return tau;  // stagnation at the root
     tau += step;

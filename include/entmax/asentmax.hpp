@@ -179,6 +179,9 @@ struct EntmaxAlpha {
 /// dgamma[r] = ds·β·L^γ·log L and ddelta[r] = ds. For the per-head layout, sum them per head
 /// with sum_rows_per_head (row_scaled.hpp).
 ///
+/// Heads that must stay unscaled (the ALiBi half of the authors' NAPE scheme) use β = 0 there:
+/// s = δ = 1 exactly, and the β, γ gradients recorded for them are simply not used.
+///
 /// Construction checks (std::domain_error): α finite and > 1; δ finite and ≥ 0; every β finite
 /// and ≥ 0, every γ finite (O(rows), once). With β ≥ 0 and δ ≥ 0, s ≥ 0; a row whose s is 0 or
 /// overflows (δ = 0 and β_r = 0, or an extreme γ) gets scale NaN, hence a NaN row — never a

@@ -349,7 +349,10 @@ void usage() {
                "usage: extrapolation [--check] [--variants softmax,ssmax,entmax15,asentmax] [--seeds N]\n"
                "         [--first-seed S] [--steps N] [--batch N] [--lr X] [--train-len N] [--train-min N]\n"
                "         [--factors 1,4,16,...] [--eval-samples N] [--jobs N] [--csv FILE]\n"
-               "         [--keys N] [--values N] [--d-model N] [--heads N] [--head-dim N]\n");
+               "         [--keys N] [--values N] [--d-model N] [--heads N] [--head-dim N]\n"
+               "defaults: all four variants, 3 seeds, 3000 steps, batch 32, lr 0.003, train lengths 16..64,\n"
+               "          factors 1,4,16,64,256,1024, 256 test sequences per length, 1 job, 64 keys,\n"
+               "          32 values, d_model 32, 2 heads of 16\n");
 }
 
 }  // namespace
@@ -367,6 +370,9 @@ int main(int argc, char** argv) {
     };
     if (a == "--check") {
       o.check = true;
+    } else if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
     } else if (a == "--variants") {
       o.variants.clear();
       for (const auto& s : split(next())) {

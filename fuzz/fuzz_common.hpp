@@ -50,7 +50,7 @@ struct Rng {
     return z ^ (z >> 31);
   }
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double symmetric() { return 2 * uniform() - 1; }                          // [-1, 1)
+  double symmetric() { return 2 * uniform() - 1; }                            // [-1, 1)
 };
 
 inline std::uint64_t hash_bytes(const std::uint8_t* d, std::size_t n) {
@@ -79,11 +79,21 @@ std::vector<T> decode_row(Reader& in, bool raw, bool specials, int exponent, std
     const std::uint8_t b = in.u8();
     T v;
     switch (b) {
-      case 0: v = -inf; break;
-      case 1: v = specials ? std::numeric_limits<T>::quiet_NaN() : -inf; break;
-      case 2: v = specials ? inf : std::numeric_limits<T>::max(); break;
-      case 3: v = std::numeric_limits<T>::denorm_min(); break;
-      default: v = static_cast<T>(std::ldexp(static_cast<double>(static_cast<int>(b) - 128), exponent)); break;
+      case 0:
+        v = -inf;
+        break;
+      case 1:
+        v = specials ? std::numeric_limits<T>::quiet_NaN() : -inf;
+        break;
+      case 2:
+        v = specials ? inf : std::numeric_limits<T>::max();
+        break;
+      case 3:
+        v = std::numeric_limits<T>::denorm_min();
+        break;
+      default:
+        v = static_cast<T>(std::ldexp(static_cast<double>(static_cast<int>(b) - 128), exponent));
+        break;
     }
     z.push_back(v);
   }
@@ -114,16 +124,27 @@ std::string show(const std::vector<T>& v, std::size_t limit = 64) {
   std::abort();
 }
 
-#define FUZZ_CHECK(cond, ...)                                                          \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
-      char fuzz_buf_[512];                                                             \
-      std::snprintf(fuzz_buf_, sizeof fuzz_buf_, __VA_ARGS__);                         \
+#define FUZZ_CHECK(cond, ...)                                                             \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
+      char fuzz_buf_[512];                                                                \
+      std::snprintf(fuzz_buf_, sizeof fuzz_buf_, __VA_ARGS__);                            \
       ::entmax_fuzz::fail(std::string(#cond) + ": " + fuzz_buf_ + "\n  context: " + ctx); \
-    }                                                                                  \
+    }                                                                                     \
   } while (0)
 
 // ---------------------------------------------------------------- long-double references
+
+/// Tolerance of the agreement with the long-double reference (NUMERICS.md table, with the
+/// documented α-near-1 limit of docs/numerics.md: ε/(α−1) when that exceeds 16ε).
+template <class T>
+LD ref_tolerance(LD alpha, bool softmax) {
+  const LD eps = std::numeric_limits<T>::epsilon();
+  if (softmax) return 16 * eps;
+  if (alpha > 2) return std::max<LD>(16 * eps, 4 * std::pow(eps, 1 / (alpha - 1)));
+  return std::max<LD>(16 * eps, eps / (alpha - 1));
+}
+
 
 /// Softmax of z (masked -inf entries give 0); all -inf gives zeros.
 inline std::vector<LD> ref_softmax(const std::vector<LD>& z) {

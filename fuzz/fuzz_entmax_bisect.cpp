@@ -1,7 +1,6 @@
 // libFuzzer harness: entmax::entmax_bisect (any alpha > 1) forward, backward and alpha-gradient, float
 // and double (see row_harness.hpp).
 #include <entmax/entmax_bisect.hpp>
-#include <entmax/entmax_bisect.hpp>
 
 #include "row_harness.hpp"
 

@@ -74,4 +74,23 @@ for a in ALPHAS:
         coded("bytes_masked", [rng.choice([0, 0, 0, rng.randrange(4, 256)]) for _ in range(41)], e, a, double=True)
     coded("bytes_ties", [200] * 9 + [100] * 9 + [200] * 8, -3, a)
     coded("bytes_specials", [130, 1, 140, 0, 2, 128], 0, a, specials=True)
-print("wrote %d seeds to %s" % (count, out), file=sys.stderr)
+
+# Attention (fuzz/fuzz_attention.cpp): flags (bit 0 double, 1 causal, 2 key_lengths, 3 mask,
+# 4 poison unseen K/V, 5 per-batch/head mask, 6-7 normalizer), shape bytes (B/H/KH, Nq, Nk, D),
+# scale code, alpha byte, magnitude byte, threads byte, then key lengths / mask density /
+# planted ties and spikes.
+att = os.path.join(os.path.dirname(out), "attention")
+os.makedirs(att, exist_ok=True)
+acount = 0
+for norm in range(4):
+    for double in (0, 1):
+        for variant in range(6):
+            flags = double | (norm << 6) | [0, 2, 4 | 16, 8 | 16, 2 | 4 | 8 | 16 | 32, 2 | 16][variant]
+            shape = [rng.randrange(256), rng.choice([1, 3, 7, 9]), rng.choice([0, 1, 5, 8, 16, 17, 33, 40]),
+                     rng.choice([0, 1, 4, 8, 16, 17])]
+            tail = [rng.choice([0, 16, 20]), rng.randrange(256), rng.choice([12, 14, 20, 23, 0]), rng.randrange(3)]
+            extra = [rng.randrange(256) for _ in range(12)]
+            with open(os.path.join(att, "att_n%d_%s_v%d" % (norm, "f64" if double else "f32", variant)), "wb") as f:
+                f.write(bytes([flags] + shape + tail + extra))
+            acount += 1
+print("wrote %d seeds to %s and %d to %s" % (count, out, acount, att), file=sys.stderr)

@@ -145,7 +145,6 @@ LD ref_tolerance(LD alpha, bool softmax) {
   return std::max<LD>(16 * eps, eps / (alpha - 1));
 }
 
-
 /// Softmax of z (masked -inf entries give 0); all -inf gives zeros.
 inline std::vector<LD> ref_softmax(const std::vector<LD>& z) {
   std::vector<LD> p(z.size(), 0);

@@ -45,6 +45,7 @@ void check_against_reference(const N& norm, std::mt19937_64& rng) {
   const ld alpha = alpha_of(norm);
   for (std::size_t n : {1u, 2u, 3u, 7u, 8u, 9u, 16u, 17u, 33u, 257u, 5000u}) {
     for (double zscale : {1.0, 0.25, 5.0}) {
+      if (n > 1000 && zscale != 1.0) continue;  // the long-double reference is slow on long rows
       const std::size_t rows = 5;
       const auto z = gaussian<T>(rng, rows * n, zscale);
       std::vector<std::int64_t> y(rows);

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -38,63 +40,92 @@ struct BlockPlan {
   std::vector<std::pair<Index, Index>> runs;  // [begin, end) runs of active columns in [0, common)
   std::vector<std::uint32_t> idx;             // gather: non-zero columns of every row, ascending
   std::vector<Index> off;                     // gather: row i's columns are idx[off[i] .. off[i+1])
+  bool listed = false;                        // idx/off already hold every row's non-zeros
+
+  /// Starts per-row lists (filled row by row with list_row while the rows are hot in cache).
+  void begin_lists(Index R, Index cols) {
+    off.resize(static_cast<std::size_t>(R + 1));
+    off[0] = 0;
+    if (idx.size() < static_cast<std::size_t>(R * cols)) idx.resize(static_cast<std::size_t>(R * cols));
+    listed = true;
+  }
 };
 
 /// A block is multiplied by gathers when its non-zeros are fewer than this fraction of the
 /// (rows × active columns) a GEMM would touch: a gathered non-zero costs a few times a GEMM one.
 inline constexpr double gather_density = 0.25;
 
-/// Builds the plan of the R × ncols block P (row stride ldp); row i is read on [0, plan.len[i]).
-/// With dense_all (a dense map with no mask or bias) every visible column is taken as active
-/// without scanning.
+/// Appends to out the columns j < n with p[j] != 0 (NaN counts as non-zero); returns the count.
+/// Skips zero stretches 16 at a time: Σ|p| over a stretch is 0 only if every entry is ±0 (and
+/// NaN if one is NaN), a vectorised test.
 template <class T>
-void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all) {
+std::size_t scan_nonzero(const T* p, Index n, std::uint32_t* out) {
+  std::size_t c = 0;
+  Index j = 0;
+  for (; j + 16 <= n; j += 16) {
+    if (Eigen::Map<const Eigen::Array<T, 16, 1>>(p + j).abs().sum() == T(0)) continue;
+    for (Index t = j; t < j + 16; ++t)
+      if (p[t] != T(0)) out[c++] = static_cast<std::uint32_t>(t);
+  }
+  for (; j < n; ++j)
+    if (p[j] != T(0)) out[c++] = static_cast<std::uint32_t>(j);
+  return c;
+}
+
+/// Builds the plan of the R × ncols block P (row stride ldp); row i is read on [0, plan.len[i]).
+/// nnz_hint is the number of non-zeros the normalizer reported (Σ support). With dense_all (a
+/// dense map with no mask or bias) every visible column is taken as active without scanning.
+template <class T>
+void list_row(BlockPlan& plan, Index r, const T* p, Index n) {
+  const auto k = static_cast<std::size_t>(plan.off[static_cast<std::size_t>(r)]);
+  plan.off[static_cast<std::size_t>(r + 1)] = static_cast<Index>(k + scan_nonzero(p, n, plan.idx.data() + k));
+}
+
+template <class T>
+void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz_hint) {
   const Index R = plan.rows;
   plan.common = R ? *std::min_element(plan.len.begin(), plan.len.begin() + R) : 0;
   plan.ncols = R ? *std::max_element(plan.len.begin(), plan.len.begin() + R) : 0;
   plan.runs.clear();
   plan.gather = false;
+  Index cells = 0;
+  for (Index i = 0; i < R; ++i) cells += plan.len[static_cast<std::size_t>(i)];
   if (dense_all) {
-    plan.nnz = 0;
-    for (Index i = 0; i < R; ++i) plan.nnz += plan.len[static_cast<std::size_t>(i)];
+    plan.nnz = cells;
     if (plan.common > 0) plan.runs.emplace_back(0, plan.common);
     return;
   }
-  const Index common = plan.common;
-  plan.active.assign(static_cast<std::size_t>(common), 0);
-  unsigned char* act = plan.active.data();
-  Index nnz = 0;
-  for (Index i = 0; i < R; ++i) {
-    const T* p = P + i * ldp;
-    const Index n = plan.len[static_cast<std::size_t>(i)];
-    Index c = 0;
-    for (Index j = 0; j < common; ++j) {
-      const unsigned char nz = p[j] != T(0);
-      act[j] = static_cast<unsigned char>(act[j] | nz);
-      c += nz;
+  if (plan.listed) {
+    plan.listed = false;
+    plan.nnz = plan.off[static_cast<std::size_t>(R)];
+    if (static_cast<double>(plan.nnz) < gather_density * static_cast<double>(cells)) {
+      plan.gather = true;
+      return;
     }
-    for (Index j = common; j < n; ++j) c += p[j] != T(0);
-    nnz += c;
-  }
-  plan.nnz = nnz;
-  Index active_count = 0;
-  for (Index j = 0; j < common; ++j) active_count += act[j];
-  const double dense_work =
-      static_cast<double>(R) * static_cast<double>(active_count + (plan.ncols - common));
-  if (static_cast<double>(nnz) < gather_density * dense_work) {
-    plan.gather = true;
-    plan.idx.resize(static_cast<std::size_t>(nnz));
+  } else if (static_cast<double>(nnz_hint) < gather_density * static_cast<double>(cells)) {
+    // Sparse block: per-row lists of non-zero columns (a NaN row lists its NaNs).
     plan.off.resize(static_cast<std::size_t>(R + 1));
     std::size_t k = 0;
     for (Index i = 0; i < R; ++i) {
       plan.off[static_cast<std::size_t>(i)] = static_cast<Index>(k);
-      const T* p = P + i * ldp;
       const Index n = plan.len[static_cast<std::size_t>(i)];
-      for (Index j = 0; j < n; ++j)
-        if (p[j] != T(0)) plan.idx[k++] = static_cast<std::uint32_t>(j);
+      if (plan.idx.size() < k + static_cast<std::size_t>(n)) plan.idx.resize(k + static_cast<std::size_t>(n));
+      k += scan_nonzero(P + i * ldp, n, plan.idx.data() + k);
     }
     plan.off[static_cast<std::size_t>(R)] = static_cast<Index>(k);
-    return;
+    plan.nnz = static_cast<Index>(k);
+    if (static_cast<double>(k) < gather_density * static_cast<double>(cells)) {
+      plan.gather = true;
+      return;
+    }
+  }
+  // Dense block: GEMMs over the runs of columns that are non-zero in some row.
+  const Index common = plan.common;
+  plan.active.assign(static_cast<std::size_t>(common), 0);
+  unsigned char* act = plan.active.data();
+  for (Index i = 0; i < R; ++i) {
+    const T* p = P + i * ldp;
+    for (Index j = 0; j < common; ++j) act[j] = static_cast<unsigned char>(act[j] | (p[j] != T(0)));
   }
   for (Index j = 0; j < common;) {
     if (!act[j]) {

@@ -54,23 +54,17 @@ struct AttnProblem {
   bool plain_scores() const { return !mask && !bias && !alibi; }
 };
 
-/// Turns raw dot products s[0, n) of query row i into scores a = scale·s + bias + alibi, with
-/// masked keys set to −inf (overwritten, so garbage from a masked K row cannot survive).
-/// Returns the number of unmasked keys.
+/// Turns the dot products s[0, n) of query row i (scale already folded into q) into scores
+/// a = s + bias + alibi, with masked keys set to −inf (overwritten, so garbage from a masked K row
+/// cannot survive). Returns the number of unmasked keys. A no-op without bias, alibi and mask.
 template <class T>
 Index transform_scores(const AttnProblem<T>& pr, Index b, Index h, Index i, T* s, Index n) {
-  const T sc = pr.scale;
-  if (pr.plain_scores()) {
-    for (Index j = 0; j < n; ++j) s[j] *= sc;
-    return n;
-  }
+  if (pr.plain_scores()) return n;
   const Index row_off = i * pr.Nk;
   const T* brow = pr.bias ? pr.bias + b * pr.bias_sb + h * pr.bias_sh + row_off : nullptr;
   const bool* mrow = pr.mask ? pr.mask + b * pr.mask_sb + h * pr.mask_sh + row_off : nullptr;
   if (brow)
-    for (Index j = 0; j < n; ++j) s[j] = s[j] * sc + brow[j];
-  else
-    for (Index j = 0; j < n; ++j) s[j] *= sc;
+    for (Index j = 0; j < n; ++j) s[j] += brow[j];
   if (pr.alibi) {
     const T slope = pr.alibi[h];
     const Index shift = i + pr.Nk - pr.Nq;
@@ -111,7 +105,7 @@ constexpr bool policy_is_sparse() {
 /// Scratch of one block of rows.
 template <class T>
 struct BlockScratch {
-  std::vector<T> a, p, g, zrow;
+  std::vector<T> a, p, g, zrow, qbuf;
   std::vector<Index> visible;
   BlockPlan plan;
   void reserve(Index rows, Index cols, bool need_a, bool need_g) {
@@ -125,13 +119,23 @@ struct BlockScratch {
   }
 };
 
-/// dst (R × ncols, row stride ncols) = Q[r0, r0 + R) · K[0, ncols)ᵀ for slice (b, h).
+/// dst (R × ncols, row stride ncols) = (scale · Q[r0, r0 + R)) · K[0, ncols)ᵀ for slice (b, h).
+/// The scale is folded into a copy of the (small) query block; one row uses a GEMV.
 template <class T>
-void block_scores(const AttnProblem<T>& pr, Index b, Index h, Index r0, Index R, Index ncols, T* dst) {
-  Eigen::Map<const RowMat<T>> Qb(pr.q_rows(b, h, r0), R, pr.D);
-  Eigen::Map<const RowMat<T>> Kb(pr.k + pr.kv_offset(b, h), ncols, pr.D);
+void block_scores(const AttnProblem<T>& pr, Index b, Index h, Index r0, Index R, Index ncols, T* dst,
+                  std::vector<T>& qbuf) {
+  const Index D = pr.D;
+  qbuf.resize(static_cast<std::size_t>(R * D));
+  Eigen::Map<RowMat<T>> Qs(qbuf.data(), R, D);
+  Qs.noalias() = pr.scale * Eigen::Map<const RowMat<T>>(pr.q_rows(b, h, r0), R, D);
+  Eigen::Map<const RowMat<T>> Kb(pr.k + pr.kv_offset(b, h), ncols, D);
+  if (R == 1) {
+    using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+    Eigen::Map<Vec>(dst, ncols).noalias() = Kb * Eigen::Map<const Vec>(qbuf.data(), D);
+    return;
+  }
   Eigen::Map<RowMat<T>> S(dst, R, ncols);
-  S.noalias() = Qb * Kb.transpose();
+  S.noalias() = Qs * Kb.transpose();
 }
 
 /// Forward of rows [r0, r0 + R) of slice (b, h): writes R output rows and (optionally) support.
@@ -153,7 +157,11 @@ void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, In
   }
   ws.reserve(R, ncols, false, false);
   T* P = ws.p.data();
-  block_scores(pr, b, h, r0, R, ncols, P);
+  block_scores(pr, b, h, r0, R, ncols, P, ws.qbuf);
+  Index nnz = 0;
+  // Sparse maps: list each row's non-zeros while it is hot, as long as rows stay sparse.
+  bool listing = policy_is_sparse<N>();
+  if (listing) ws.plan.begin_lists(R, ncols);
   for (Index r = 0; r < R; ++r) {
     T* z = P + r * ncols;
     const Index n = ws.plan.len[static_cast<std::size_t>(r)];
@@ -163,9 +171,16 @@ void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, In
       for (Index j = 0; j < n; ++j) z[j] *= rs;
     }
     const RowStats<T> st = normalize_row(norm, pr.row_id(b, h, r0 + r), vis, z, n);
+    nnz += static_cast<Index>(st.support);
     if (support) support[r] = static_cast<std::int64_t>(st.support);
+    if (listing) {
+      if (static_cast<double>(st.support) < gather_density * static_cast<double>(n))
+        list_row(ws.plan, r, z, n);
+      else
+        listing = ws.plan.listed = false;
+    }
   }
-  make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores());
+  make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores(), nnz);
   block_product(ws.plan, P, ncols, pr.v + pr.kv_offset(b, h), D, out);
 }
 
@@ -234,7 +249,8 @@ void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Inde
   T* A = need_a ? ws.a.data() : ws.p.data();
   T* P = ws.p.data();
   T* G = ws.g.data();
-  block_scores(pr, b, h, r0, R, ncols, A);
+  block_scores(pr, b, h, r0, R, ncols, A, ws.qbuf);
+  Index nnz = 0;
   for (Index r = 0; r < R; ++r) {
     const Index n = ws.plan.len[static_cast<std::size_t>(r)];
     T* a = A + r * ncols;
@@ -246,9 +262,9 @@ void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Inde
       for (Index j = 0; j < n; ++j) z[j] = rs * a[j];
     else if (pr.row_scale)
       for (Index j = 0; j < n; ++j) z[j] *= rs;
-    normalize_row(norm, static_cast<std::size_t>(row0 + r), vis, z, n);
+    nnz += static_cast<Index>(normalize_row(norm, static_cast<std::size_t>(row0 + r), vis, z, n).support);
   }
-  make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores());
+  make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores(), nnz);
   const T* dO = dout + row0 * D;
   block_sampled(ws.plan, P, ncols, dO, pr.v + pr.kv_offset(b, h), D, G, ncols);
   for (Index r = 0; r < R; ++r) {
@@ -274,7 +290,7 @@ void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Inde
     if (res.drow_scale)
       res.drow_scale[row] = n > 0 ? masked_dot(static_cast<const T*>(g), A + r * ncols, un) : T(0);
     const T f = pr.scale * rs;
-    for (Index j = 0; j < n; ++j) g[j] *= f;
+    for (Index j = 0; j < n; ++j) g[j] *= f;  // dL/d(q·k)
   }
   block_product(ws.plan, G, ncols, pr.k + pr.kv_offset(b, h), D, res.dq + row0 * D);
 }

@@ -51,7 +51,7 @@ inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   if (detail::special_row<T, Arch>(scan, p, n, stats)) return stats;
   detail::shift_scale<T, Arch>(buf, k, scan.max, T(1));
   double floor = -1.0;
-  const double tau_d = detail::sparsemax_threshold(buf, k, floor);
+  const double tau_d = detail::sparsemax_threshold<T, Arch>(buf, k, floor);
   const T tau = detail::threshold_to<T>(tau_d, floor);
   stats.max = scan.max;
   stats.tau = tau;

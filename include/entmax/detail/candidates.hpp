@@ -5,12 +5,14 @@
 
 #include <entmax/detail/simd.hpp>
 
+#include <entmax/detail/accumulate.hpp>
 #include <entmax/detail/row.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 
 namespace entmax::detail {
 
@@ -76,14 +78,80 @@ inline std::size_t collect_candidates(const T* z, std::size_t n, T m, T scale, T
   return c;
 }
 
+/// Largest T ≤ t: for x in T, x > t ⇔ x > round_down(t).
+template <class T>
+inline T round_down(double t) {
+  T r = static_cast<T>(t);
+  if (static_cast<double>(r) > t) r = std::nextafter(r, -std::numeric_limits<T>::infinity());
+  return r;
+}
+
+/// Sums of one filtering pass: k kept values (x > t), Σd and Σd² with d = x − t, min kept x.
+template <class T>
+struct FilterSums {
+  std::size_t k;
+  double sd, sd2;
+  T min;
+};
+
+/// Keeps buf[j] > t (compacted in place, order preserved) and sums d = x − t, d² over the kept
+/// values in double (plain sums in several lanes: used to search, not to finish).
+template <class T, class Arch>
+inline FilterSums<T> filter_sums(T* buf, std::size_t k, double t) {
+  using B = xsimd::batch<T, Arch>;
+  using BD = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  const T inf = std::numeric_limits<T>::infinity();
+  const B tb(round_down<T>(t));
+  const BD td(t), zd(0.0);
+  BD s1(0.0), s2(0.0);
+  B vmin(inf);
+  std::size_t c = 0, j = 0;
+  for (; j + W <= k; j += W) {
+    const B x = B::load_unaligned(buf + j);
+    const auto keep = x > tb;
+    c += compress_store(x, keep, buf + c);
+    vmin = xsimd::min(vmin, xsimd::select(keep, x, B(inf)));
+    if constexpr (std::is_same_v<T, float>) {
+      BD lo, hi;
+      split_to_double(x, lo, hi);
+      const BD dl = xsimd::max(lo - td, zd), dh = xsimd::max(hi - td, zd);  // 0 for dropped values
+      s1 = s1 + (dl + dh);
+      s2 = detail::fma(dl, dl, detail::fma(dh, dh, s2));
+    } else {
+      const BD d = xsimd::max(x - td, zd);
+      s1 = s1 + d;
+      s2 = detail::fma(d, d, s2);
+    }
+  }
+  double sd = reduce_add(s1), sd2 = reduce_add(s2);
+  T mn = -reduce_max(-vmin);
+  for (; j < k; ++j) {
+    const T x = buf[j];
+    if (static_cast<double>(x) > t) {
+      buf[c++] = x;
+      const double d = static_cast<double>(x) - t;
+      sd += d;
+      sd2 += d * d;
+      mn = x < mn ? x : mn;
+    }
+  }
+  return FilterSums<T>{c, sd, sd2, mn};
+}
+
 /// Lower bounds of the absolute threshold θ* = max + τ*/scale (support: z > θ*) from any
 /// subset S of the row: θ(S) = mean_z(S) − slack(|S|). Sparsemax: Σ_S (z − θ) ≤ Σ (z − θ)_+
 /// gives slack 1/k. Entmax-1.5: (t)_+² ≥ 2at − a² (a = 1/√k) gives slack 2/√k.
+/// newton(θ, k, Σd, Σd²), with d = z − θ over the k scores above a lower bound θ, is one
+/// Newton step from the left on f (convex, decreasing), hence also a lower bound.
 struct SparsemaxBound {
   static double slack(double k) { return 1.0 / k; }
+  static double newton(double theta, double k, double sd, double) { return theta + (sd - 1.0) / k; }
 };
 struct Entmax15Bound {
   static double slack(double k) { return 2.0 / std::sqrt(k); }
+  // f = Σ((z − θ)/2)² − 1 = Σd²/4 − 1, df/dθ = −Σd/2.
+  static double newton(double theta, double, double sd, double sd2) { return theta + (0.5 * sd2 - 2.0) / sd; }
 };
 
 /// One pass over the row that finds its max, detects NaN, and collects into buf (n + batch
@@ -123,20 +191,18 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, RowSca
       raise_bound(sum / static_cast<double>(k) - Bound::slack(static_cast<double>(k)));
     if (k >= 2 * after_compaction + 32) {
       for (int round = 0; round < 4; ++round) {  // compact; a tighter subset may raise the bound
-        std::size_t c = 0;
-        double s = 0.0;
-        for (std::size_t j = 0; j < k; ++j) {
-          const T v = buf[j];
-          buf[c] = v;
-          const bool keep = v > th;
-          c += keep ? 1u : 0u;
-          s += keep ? static_cast<double>(v) : 0.0;
-        }
-        const bool dropped = c < k;
-        k = summed = c;
-        sum = s;
+        const double t0 = static_cast<double>(th);
+        const FilterSums<T> f = filter_sums<T, Arch>(buf, k, t0);
+        const double sd = f.sd, sd2 = f.sd2;
+        const bool dropped = f.k < k;
+        k = summed = f.k;
+        sum = sd + static_cast<double>(k) * t0;
         const double before = bound;
-        if (k > 0) raise_bound(sum / static_cast<double>(k) - Bound::slack(static_cast<double>(k)));
+        if (k > 0) {
+          const double kd = static_cast<double>(k);
+          raise_bound(sum / kd - Bound::slack(kd));
+          if (std::isfinite(sd2) && sd > 0.0) raise_bound(Bound::newton(t0, kd, sd, sd2));
+        }
         if (!dropped || !(bound > before)) break;
       }
       after_compaction = k;

@@ -6,10 +6,14 @@
 #pragma once
 
 #include <entmax/detail/accumulate.hpp>
+#include <entmax/detail/candidates.hpp>
+#include <entmax/detail/simd.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 
 namespace entmax::detail {
 
@@ -33,31 +37,79 @@ inline std::size_t count_above(const T* buf, std::size_t k, T t) {
   return c;
 }
 
-/// Sparsemax τ on candidates buf[0, k) (k ≥ 1, all > −1, max 0; reordered and compacted in
-/// place). Michelot: τ ← (Σ_C x − 1)/|C|, C ← {x > τ}, until C is stable. Returns τ (double);
-/// k becomes the final |C|, floor the largest bound below which candidates were dropped.
-template <class T>
+/// Σ buf[0, k) − 1 and, centred on μ, Σ(x − μ) and Σ(x − μ)²: in double-double for double
+/// rows (the result then depends on the set only), in double lanes for float rows (rounding far
+/// below float resolution).
+template <class T, class Arch>
+inline double sum_minus_one(const T* buf, std::size_t k) {
+  if constexpr (std::is_same_v<T, float>) {
+    using B = xsimd::batch<float, Arch>;
+    using BD = xsimd::batch<double, Arch>;
+    constexpr std::size_t W = B::size;
+    BD acc(0.0);
+    std::size_t j = 0;
+    for (; j + W <= k; j += W) add_to_double(acc, B::load_unaligned(buf + j));
+    double s = reduce_add(acc) - 1.0;
+    for (; j < k; ++j) s += static_cast<double>(buf[j]);
+    return s;
+  } else {
+    CompensatedSum s;
+    for (std::size_t j = 0; j < k; ++j) s.add(buf[j]);
+    s.add(-1.0);
+    return s.value();
+  }
+}
+template <class T, class Arch>
+inline void centred_moments(const T* buf, std::size_t k, double mu, double& s1, double& s2) {
+  if constexpr (std::is_same_v<T, float>) {
+    using B = xsimd::batch<float, Arch>;
+    using BD = xsimd::batch<double, Arch>;
+    constexpr std::size_t W = B::size;
+    const BD m(mu);
+    BD a1(0.0), a2(0.0);
+    std::size_t j = 0;
+    for (; j + W <= k; j += W) {
+      BD lo, hi;
+      split_to_double(B::load_unaligned(buf + j), lo, hi);
+      lo = lo - m;
+      hi = hi - m;
+      a1 = a1 + (lo + hi);
+      a2 = detail::fma(lo, lo, detail::fma(hi, hi, a2));
+    }
+    s1 = reduce_add(a1);
+    s2 = reduce_add(a2);
+    for (; j < k; ++j) {
+      const double e = static_cast<double>(buf[j]) - mu;
+      s1 += e;
+      s2 += e * e;
+    }
+  } else {
+    CompensatedSum c1, c2;
+    for (std::size_t j = 0; j < k; ++j) {
+      const double e = buf[j] - mu;
+      c1.add(e);
+      c2.add(e * e);
+    }
+    s1 = c1.value();
+    s2 = c2.value();
+  }
+}
+
+/// Sparsemax τ on candidates buf[0, k) (k ≥ 1, a superset of the support, max 0; compacted in
+/// place). Michelot: τ ← (Σ_C x − 1)/|C|, C ← {x > τ}, until no value is dropped; the final
+/// τ is recomputed from its support alone. Returns τ; k becomes |C|, floor the largest bound
+/// below which candidates were dropped.
+template <class T, class Arch>
 inline double sparsemax_threshold(T* buf, std::size_t& k, double& floor) {
   floor = -1.0;
-  CompensatedSum s;
-  for (std::size_t i = 0; i < k; ++i) s.add(static_cast<double>(buf[i]));
-  s.add(-1.0);
-  double tau = s.value() / static_cast<double>(k);
-  for (;;) {  // each round drops at least one element or returns
-    std::size_t c = 0;
-    s = CompensatedSum{};
-    for (std::size_t i = 0; i < k; ++i) {
-      const T x = buf[i];
-      if (static_cast<double>(x) > tau) {
-        buf[c++] = x;
-        s.add(static_cast<double>(x));
-      }
-    }
-    if (c == k) return tau;  // C = {x > τ}: τ is exact
-    k = c;
+  // τ ≥ −1 always (the max alone has mass 1 at τ = −1); clamping keeps x − τ small.
+  double tau = std::max(-1.0, sum_minus_one<T, Arch>(buf, k) / static_cast<double>(k));
+  for (;;) {  // each round drops at least one value or returns
+    const FilterSums<T> f = filter_sums<T, Arch>(buf, k, tau);
+    if (f.k == k) return sum_minus_one<T, Arch>(buf, k) / static_cast<double>(k);  // C = {x > τ}
+    k = f.k;
     floor = tau;
-    s.add(-1.0);
-    tau = s.value() / static_cast<double>(c);
+    tau = tau + (f.sd - 1.0) / static_cast<double>(k);
   }
 }
 
@@ -66,52 +118,34 @@ inline double sparsemax_threshold(T* buf, std::size_t& k, double& floor) {
 /// with e = x − μ, τ = μ + (Σe − √((Σe)² + k(1 − Σe²)))/k. Centering removes the cancellation
 /// of (Σd)² − kΣd² that sums taken around a distant τ suffer (about k·ε relative). Falls back
 /// to `tau` if rounding would put τ at or above the smallest support element `x_min`.
-template <class T>
+template <class T, class Arch>
 inline double entmax15_centered(const T* buf, std::size_t k, double tau, double x_min) {
-  CompensatedSum m1;
-  for (std::size_t i = 0; i < k; ++i) m1.add(static_cast<double>(buf[i]));
-  const double mu = m1.value() / static_cast<double>(k);  // depends only on the support, not on the path
-  CompensatedSum s1, s2;
-  for (std::size_t i = 0; i < k; ++i) {
-    const double e = static_cast<double>(buf[i]) - mu;
-    s1.add(e);
-    s2.add(e * e);
-  }
-  const double kd = static_cast<double>(k), S1 = s1.value(), S2 = s2.value();
+  const double kd = static_cast<double>(k);
+  const double mu = (sum_minus_one<T, Arch>(buf, k) + 1.0) / kd;
+  double S1 = 0.0, S2 = 0.0;
+  centred_moments<T, Arch>(buf, k, mu, S1, S2);
   const double disc = kd * (1.0 - S2) + S1 * S1;
   const double t = mu + (S1 - std::sqrt(disc > 0.0 ? disc : 0.0)) / kd;
   return t < x_min ? t : tau;
 }
 
-/// Entmax-1.5 τ on candidates buf[0, k) with x = (z − max)/2 (k ≥ 1, all > −1, max 0;
-/// compacted in place), starting from a known lower bound tau0 ≥ −1 of τ: f(τ) = Σ (x − τ)_+² − 1. Each step
-/// sums d = x − τ over C = {x > τ}; if the root of the quadratic Σ_C (x − t)² = 1 lies below min C it is τ
-/// exactly, else a Newton step (never past the root: f is convex) shrinks C. Returns τ; k becomes |C|, floor
-/// the bound of the last filtering.
-template <class T>
+/// Entmax-1.5 τ on candidates buf[0, k) with x = (z − max)/2 (k ≥ 1, a superset of the
+/// support, max 0; compacted in place), from a known lower bound tau0 of τ: f(τ) = Σ (x − τ)_+²
+/// − 1. Each pass sums d = x − τ over C = {x > τ}; if the root of the quadratic Σ_C (x − t)² = 1
+/// lies below min C it is τ exactly (recomputed centred), else a Newton step (never past the
+/// root: f is convex) shrinks C. Returns τ; k becomes |C|, floor the bound of the last filtering.
+template <class T, class Arch>
 inline double entmax15_threshold(T* buf, std::size_t& k, double& floor, double tau0 = -1.0) {
   double tau = tau0 > -1.0 ? tau0 : -1.0;
   for (;;) {
-    std::size_t c = 0;
-    CompensatedSum csd, csd2;
-    double mn = std::numeric_limits<double>::infinity();
-    for (std::size_t i = 0; i < k; ++i) {
-      const T x = buf[i];
-      const double d = static_cast<double>(x) - tau;
-      if (d > 0.0) {
-        buf[c++] = x;
-        csd.add(d);
-        csd2.add(d * d);
-        mn = d < mn ? d : mn;
-      }
-    }
-    const double sd = csd.value(), sd2 = csd2.value();
-    k = c;
+    const FilterSums<T> f = filter_sums<T, Arch>(buf, k, tau);
+    k = f.k;
     floor = tau;
-    const double kd = static_cast<double>(c);
+    const double kd = static_cast<double>(k), sd = f.sd, sd2 = f.sd2;
+    const double mn = static_cast<double>(f.min) - tau;
     const double disc = sd * sd - kd * (sd2 - 1.0);
     const double delta = (sd - std::sqrt(disc > 0.0 ? disc : 0.0)) / kd;
-    if (delta >= 0.0 && delta < mn) return entmax15_centered(buf, k, tau + delta, tau + mn);
+    if (delta >= 0.0 && delta < mn) return entmax15_centered<T, Arch>(buf, k, tau + delta, tau + mn);
     const double step = (sd2 - 1.0) / (2.0 * sd);
     if (!(step > 0.0) || tau + step == tau) return tau;  // stagnation at the root
     tau += step;

@@ -419,6 +419,16 @@ TEMPLATE_TEST_CASE("normalize_rows: empty extents are no-ops", "[eigen]", float,
   }
   entmax::normalize_rows_backward(entmax::Softmax{}, p1, p1, p1);
   CHECK(entmax::normalize_rows(entmax::Softmax{}, z0).rows() == 0);
+  // A row-scaled policy on empty rows: no scores, zero scale gradients recorded for every row.
+  std::vector<T> beta(3, T(1)), gamma(3, T(1)), dbeta(3, T(9)), dgamma(3, T(9));
+  entmax::ASEntmax<T> pol(beta.data(), gamma.data(), 3);
+  pol.set_gradient_sinks(dbeta.data(), dgamma.data());
+  entmax::normalize_rows(pol, z1, p1);
+  entmax::normalize_rows_backward(pol, z1, p1, p1, p1);
+  for (std::size_t r = 0; r < 3; ++r) {
+    CHECK(dbeta[r] == T(0));
+    CHECK(dgamma[r] == T(0));
+  }
 }
 
 TEMPLATE_TEST_CASE("normalize_rows: shape mismatch throws before writing", "[eigen]", float, double) {

@@ -24,7 +24,8 @@ namespace detail {
 template <class D>
 inline constexpr bool has_direct_access_v = (Eigen::internal::traits<D>::Flags & Eigen::DirectAccessBit) != 0;
 
-/// Pointer to row i of x when its elements are contiguous in memory, nullptr otherwise.
+/// Pointer to row i of x when its elements are contiguous in memory, nullptr otherwise (and for
+/// empty rows, whose data pointer may be null).
 template <class D>
 auto contiguous_row(const Eigen::MatrixBase<D>& x, Eigen::Index i) {
   using Scalar = typename D::Scalar;

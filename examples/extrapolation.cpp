@@ -3,7 +3,7 @@
 // A one-layer attention model learns key-value retrieval on sequences of at most 64 items, then is
 // evaluated on 64 x {1, 4, 16, 64, 256, 1024} items (up to 65,536). Four variants differ only in
 // the attention normalizer and its query scale: softmax, scalable softmax (s log n), 1.5-entmax
-// and ASEntmax (PAPER.md). Softmax spreads mass over the extra items and loses the answer;
+// and ASEntmax (Vasylenko et al., ICLR 2026). Softmax spreads mass over the extra items and loses the answer;
 // entmax gives the distractors exact zeros.
 //
 //   extrapolation --check                  gradient check + a few seconds of training (CTest)

@@ -8,7 +8,7 @@
 //   y = x_n + W_o [o_1; ...; o_H],  logits = W_u y + b_u,  loss = cross-entropy(logits, value)
 //
 // The variants differ only in the normalizer and the query scale s_h (n+1 visible keys, so the
-// length term is log(n + 2), as for causal position i = n in PAPER.md):
+// length term is log(n + 2), as for causal position i = n in Vasylenko et al.):
 //   softmax           softmax,    s = 1
 //   scalable_softmax  softmax,    s = beta_h log(n + 2), beta_h learned per head (init 1)
 //   entmax15          1.5-entmax, s = 1

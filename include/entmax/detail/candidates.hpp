@@ -173,18 +173,21 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, RowSca
   double sum = 0.0;  // Σ of buf[0, k)
   std::size_t k = 0, summed = 0, after_compaction = 0;
   std::size_t i = 0;
-  std::size_t chunk = 4 * W;  // a short first chunk gives an early bound
+  std::size_t chunk = 8 * W;  // a short first chunk: the bound tightens early
   auto raise_bound = [&](double cand) {
     if (cand > bound) {
       bound = cand;
-      const double margin = tol * (std::fabs(cand) + 1.0);
-      T t = static_cast<T>(cand - margin);
-      if (static_cast<double>(t) > cand - margin) t = std::nextafter(t, -inf);
-      th = t;
+      // The margin (16 ε relative) exceeds the rounding to T, so th < cand stays a bound.
+      th = static_cast<T>(cand - tol * (std::fabs(cand) + 1.0));
     }
   };
   auto refresh = [&](T running_max) {
-    for (; summed < k; ++summed) sum += static_cast<double>(buf[summed]);
+    {
+      xsimd::batch<double, Arch> acc(0.0);
+      for (; summed + W <= k; summed += W) add_to_double(acc, B::load_unaligned(buf + summed));
+      sum += reduce_add(acc);
+      for (; summed < k; ++summed) sum += static_cast<double>(buf[summed]);
+    }
     if (running_max > -inf && running_max < inf)
       raise_bound(static_cast<double>(running_max) - Bound::slack(1.0));
     if (k > 0 && sum == sum && std::fabs(sum) < std::numeric_limits<double>::infinity())
@@ -208,6 +211,12 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, RowSca
       after_compaction = k;
     }
   };
+  if (n >= chunk) {  // the max of a first chunk gives a starting bound (re-read from L1 below)
+    B m0 = B::load_unaligned(z);
+    for (std::size_t j = W; j < chunk; j += W) m0 = xsimd::max(m0, B::load_unaligned(z + j));
+    const T mx0 = reduce_max(m0);
+    if (mx0 > -inf && mx0 < inf) raise_bound(static_cast<double>(mx0) - Bound::slack(1.0));
+  }
   while (i + W <= n) {
     const std::size_t end = std::min(n - (n - i) % W, i + chunk);
     const B tb(th);

@@ -32,6 +32,13 @@ inline T reduce_max(const xsimd::batch<T, Arch>& x) {
 #if XSIMD_VERSION_MAJOR >= 10
   return xsimd::reduce_max(x);
 #else
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch> && std::is_same_v<T, float>) {
+    return _mm512_reduce_max_ps(x);
+  } else if constexpr (std::is_base_of_v<xsimd::avx512f, Arch> && std::is_same_v<T, double>) {
+    return _mm512_reduce_max_pd(x);
+  }
+#endif
   alignas(64) T lanes[xsimd::batch<T, Arch>::size];
   x.store_aligned(lanes);
   T m = lanes[0];

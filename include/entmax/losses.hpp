@@ -98,7 +98,8 @@ double fy_entropy(const N& norm, const T* p, std::size_t n) {
 /// the number of non-ignored rows for mean, zero rows for ignored ones. Returns the reduced loss
 /// (for none: the sum of the row losses).
 ///
-/// Numerics: row sums in double; ⟨p* − e_y, z⟩ is formed as Σ p_i (z_i − z_y) over the support,
+/// Numerics: row sums in double, a row loss that rounds below 0 is returned as 0 (L ≥ 0 exactly);
+/// ⟨p* − e_y, z⟩ is formed as Σ p_i (z_i − z_y) over the support,
 /// so masked entries (z = −inf, p = 0) never form 0·(−inf), and a large common offset cancels.
 /// A target whose score is −inf (masked) gives loss +inf and the finite gradient p* − e_y; use
 /// ignore_index for rows that should not count. NaN or +inf in a row gives a NaN loss.
@@ -160,6 +161,7 @@ T fenchel_young_loss(const N& norm, const T* z, std::size_t rows, std::size_t n,
         if (pi != 0) lin += pi * (static_cast<double>(zr[i]) - zy);
       }
       loss = detail::fy_entropy(norm, p.data(), n) + lin;
+      if (loss < 0) loss = 0;  // L ≥ 0 exactly; rounding near p* = e_y can dip below (NaN stays NaN)
     }
     if (row_losses) row_losses[r] = static_cast<T>(loss);
     total += loss;

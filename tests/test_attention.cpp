@@ -927,3 +927,30 @@ TEMPLATE_TEST_CASE("attention with ASEntmax and ScalableSoftmax vs the long-doub
     }
   }
 }
+
+// =============================================================================================
+// Decoding: a few queries against a long key cache (keys split into chunks).
+
+TEMPLATE_TEST_CASE("attention: decoding against a long cache vs reference, bitwise across threads",
+                   "[attention][decode]", float, double) {
+  using T = TestType;
+  const std::uint64_t seed = Catch::rngSeed();
+  for (int variant = 0; variant < 3; ++variant) {
+    Case c{1, 2, 1, variant == 0 ? 1 : 3, 9000, 8};
+    c.causal = variant != 0;
+    c.key_len = variant == 2;
+    c.mask = variant == 2 ? 1 : 0;
+    c.row_scale = variant == 1;
+    c.sd = 2.0;
+    check_case<T>(c, entmax::Softmax{}, 1, seed + std::uint64_t(variant));
+    check_case<T>(c, entmax::Entmax15{}, 1.5L, seed + std::uint64_t(variant));
+    INFO(describe(c) << " seed " << seed);
+    const Inputs<T> in = make_inputs<T>(c, seed + std::uint64_t(variant));
+    for (unsigned t : {2u, 3u}) {
+      const LibResult one = run_library(in, entmax::Entmax15{}, 1),
+                      many = run_library(in, entmax::Entmax15{}, t);
+      CHECK(std::equal(one.o.begin(), one.o.end(), many.o.begin(), many.o.end()));
+      CHECK(one.support == many.support);
+    }
+  }
+}

@@ -192,9 +192,105 @@ Index default_block_rows(const AttnProblem<T>& pr, bool backward) {
 
 /// Forward over every (batch, head, query block); blocks are independent, so the result does not
 /// depend on the number of threads.
+/// Decoding shape: few queries against many keys. Then the key axis is split into fixed chunks
+/// (scores, normalisation of whole rows, per-chunk partial products, then a sum of the partials
+/// in chunk order), which parallelises over keys. The choice depends on shapes only.
+inline constexpr Index decode_max_queries = 16;
+inline constexpr Index decode_chunk = 4096;
+template <class T>
+bool use_split_keys(const AttnProblem<T>& pr) {
+  return pr.Nq <= decode_max_queries && pr.Nk >= 2 * decode_chunk && pr.block_rows == 0;
+}
+
+template <class T, class N>
+void run_forward_split_keys(const AttnProblem<T>& pr, const N& norm, T* out, std::int64_t* support) {
+  const Index R = pr.Nq, D = pr.D, Nk = pr.Nk;
+  const Index nchunks = (Nk + decode_chunk - 1) / decode_chunk;
+  const Index slices = pr.B * pr.H;
+  // Slices in groups whose score rows fit in about 32 MiB.
+  const double row_bytes = static_cast<double>(R) * static_cast<double>(Nk) * sizeof(T);
+  const Index group =
+      std::max<Index>(1, std::min<Index>(slices, static_cast<Index>(32.0 * 1024 * 1024 / row_bytes)));
+  const unsigned threads = resolve_threads(pr.threads);
+  std::vector<T> S(static_cast<std::size_t>(group * R * Nk));
+  std::vector<T> partial(static_cast<std::size_t>(group * nchunks * R * D));
+  std::vector<std::vector<T>> qbufs(threads);
+  std::vector<BlockPlan> plans(threads);
+  auto slice_bh = [&](Index s, Index& b, Index& h) {
+    b = s / pr.H;
+    h = s % pr.H;
+  };
+  for (Index s0 = 0; s0 < slices; s0 += group) {
+    const Index gs = std::min(group, slices - s0);
+    // Scores, chunk by chunk: S_chunk = (scale · Q) K_chunkᵀ.
+    parallel_for(static_cast<std::size_t>(gs * nchunks), threads, [&](std::size_t task, std::size_t w) {
+      const Index sl = static_cast<Index>(task) / nchunks, c = static_cast<Index>(task) % nchunks;
+      Index b, h;
+      slice_bh(s0 + sl, b, h);
+      const Index ncols = pr.visible_len(b, R - 1);
+      const Index c0 = c * decode_chunk, c1 = std::min(ncols, c0 + decode_chunk);
+      if (c0 >= c1) return;
+      auto& qb = qbufs[w];
+      qb.resize(static_cast<std::size_t>(R * D));
+      Eigen::Map<RowMat<T>> Qs(qb.data(), R, D);
+      Qs.noalias() = pr.scale * Eigen::Map<const RowMat<T>>(pr.q_rows(b, h, 0), R, D);
+      Eigen::Map<const RowMat<T>> Kc(pr.k + pr.kv_offset(b, h) + c0 * D, c1 - c0, D);
+      StridedMap<T> Sc(S.data() + sl * R * Nk + c0, R, c1 - c0, Eigen::OuterStride<>(Nk));
+      if (R == 1) {
+        using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+        Eigen::Map<Vec>(S.data() + sl * R * Nk + c0, c1 - c0).noalias() =
+            Kc * Eigen::Map<const Vec>(qb.data(), D);
+      } else {
+        Sc.noalias() = Qs * Kc.transpose();
+      }
+    });
+    // Whole rows through the normalizer.
+    parallel_for(static_cast<std::size_t>(gs * R), threads, [&](std::size_t task, std::size_t) {
+      const Index sl = static_cast<Index>(task) / R, i = static_cast<Index>(task) % R;
+      Index b, h;
+      slice_bh(s0 + sl, b, h);
+      const Index n = pr.visible_len(b, i);
+      T* z = S.data() + (sl * R + i) * Nk;
+      const Index vis = transform_scores(pr, b, h, i, z, n);
+      if (pr.row_scale) {
+        const T rs = pr.row_scale[pr.row_id(b, h, i)];
+        for (Index j = 0; j < n; ++j) z[j] *= rs;
+      }
+      const RowStats<T> st = normalize_row(norm, pr.row_id(b, h, i), vis, z, n);
+      if (support) support[pr.row_id(b, h, i)] = static_cast<std::int64_t>(st.support);
+    });
+    // Partial products per chunk, zero-aware.
+    parallel_for(static_cast<std::size_t>(gs * nchunks), threads, [&](std::size_t task, std::size_t w) {
+      const Index sl = static_cast<Index>(task) / nchunks, c = static_cast<Index>(task) % nchunks;
+      Index b, h;
+      slice_bh(s0 + sl, b, h);
+      const Index c0 = c * decode_chunk;
+      BlockPlan& plan = plans[w];
+      plan.rows = R;
+      plan.len.resize(static_cast<std::size_t>(R));
+      for (Index i = 0; i < R; ++i)
+        plan.len[static_cast<std::size_t>(i)] = std::clamp<Index>(pr.visible_len(b, i) - c0, 0, decode_chunk);
+      const T* Pc = S.data() + sl * R * Nk + c0;
+      make_plan(Pc, Nk, plan, !policy_is_sparse<N>() && pr.plain_scores(),
+                policy_is_sparse<N>() ? 0 : R * decode_chunk);
+      block_product(plan, Pc, Nk, pr.v + pr.kv_offset(b, h) + c0 * D, D,
+                    partial.data() + (sl * nchunks + c) * R * D);
+    });
+    // Sum of the partials in chunk order.
+    parallel_for(static_cast<std::size_t>(gs), threads, [&](std::size_t task, std::size_t) {
+      const Index sl = static_cast<Index>(task);
+      Eigen::Map<RowMat<T>> O(out + (s0 + sl) * R * D, R, D);
+      O.setZero();
+      for (Index c = 0; c < nchunks; ++c)
+        O += Eigen::Map<const RowMat<T>>(partial.data() + (sl * nchunks + c) * R * D, R, D);
+    });
+  }
+}
+
 template <class T, class N>
 void run_forward(const AttnProblem<T>& pr, const N& norm, T* out, std::int64_t* support) {
   if (pr.B == 0 || pr.H == 0 || pr.Nq == 0) return;
+  if (use_split_keys(pr)) return run_forward_split_keys(pr, norm, out, support);
   const Index R = std::min(default_block_rows(pr, false), pr.Nq);
   const Index nblk = (pr.Nq + R - 1) / R;
   const auto tasks = static_cast<std::size_t>(pr.B * pr.H * nblk);

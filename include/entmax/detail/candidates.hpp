@@ -174,6 +174,7 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, RowSca
   std::size_t k = 0, summed = 0, after_compaction = 0;
   std::size_t i = 0;
   std::size_t chunk = 8 * W;  // a short first chunk: the bound tightens early
+  bool dense = false;
   auto raise_bound = [&](double cand) {
     if (cand > bound) {
       bound = cand;
@@ -192,8 +193,8 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, RowSca
       raise_bound(static_cast<double>(running_max) - Bound::slack(1.0));
     if (k > 0 && sum == sum && std::fabs(sum) < std::numeric_limits<double>::infinity())
       raise_bound(sum / static_cast<double>(k) - Bound::slack(static_cast<double>(k)));
-    if (k >= 2 * after_compaction + 32) {
-      for (int round = 0; round < 4; ++round) {  // compact; a tighter subset may raise the bound
+    if (k >= 2 * after_compaction + 64) {
+      for (int round = 0; round < 2; ++round) {  // compact; a tighter subset may raise the bound
         const double t0 = static_cast<double>(th);
         const FilterSums<T> f = filter_sums<T, Arch>(buf, k, t0);
         const double sd = f.sd, sd2 = f.sd2;
@@ -220,13 +221,24 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, RowSca
   while (i + W <= n) {
     const std::size_t end = std::min(n - (n - i) % W, i + chunk);
     const B tb(th);
-    for (; i < end; i += W) {
-      const B zb = B::load_unaligned(z + i);
-      vmax = xsimd::max(vmax, zb);
-      bad = bad | xsimd::isnan(zb);
-      const auto keep = zb > tb;
-      if (xsimd::any(keep)) k += compress_store(zb, keep, buf + k);
+    const std::size_t k_start = k;
+    if (dense) {  // many candidates: compress unconditionally (no mispredicted branches)
+      for (; i < end; i += W) {
+        const B zb = B::load_unaligned(z + i);
+        vmax = xsimd::max(vmax, zb);
+        bad = bad | xsimd::isnan(zb);
+        k += compress_store(zb, zb > tb, buf + k);
+      }
+    } else {
+      for (; i < end; i += W) {
+        const B zb = B::load_unaligned(z + i);
+        vmax = xsimd::max(vmax, zb);
+        bad = bad | xsimd::isnan(zb);
+        const auto keep = zb > tb;
+        if (xsimd::any(keep)) k += compress_store(zb, keep, buf + k);
+      }
     }
+    dense = (k - k_start) * 8 * W > chunk;  // more than one candidate per 8 batches
     refresh(reduce_max(vmax));
     chunk = 16 * W;
   }

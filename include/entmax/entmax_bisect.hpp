@@ -84,12 +84,12 @@ inline void entmax_from_stats(const T* z, const RowStats<T>& stats, T* p, std::s
 }
 
 namespace detail {
-/// u = p^e (0 < e < 1: α-entmax with 1 < α < 2), computed in T; maps 0 to 0.
+/// u = p^e (0 < e < 1: α-entmax with 1 < α < 2), computed in T; maps 0 to 0 (NaN to NaN).
 struct PowWeight {
   double e;
   template <class T, class A>
   xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& p) const {
-    return xsimd::exp(xsimd::batch<T, A>(static_cast<T>(e)) * xsimd::log(p));
+    return pow_unit(p, static_cast<T>(e));
   }
   template <class T>
   T operator()(T p) const {
@@ -135,60 +135,75 @@ template <class T, class Arch = xsimd::default_arch>
 inline T entmax_alpha_grad(const T* p, const T* dp, std::size_t n, T alpha) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax_alpha_grad: T must be float or double");
   detail::check_alpha("entmax_alpha_grad", alpha);
+  using B = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
   const double a = static_cast<double>(alpha) - 1.0;
-  // Pass 1: Σp, H = Σ p log p, and log Σu.
-  double sp = 0, h = 0, se = 0;  // se = Σ p·expm1(−a log p)  (a ≤ 1/2)
-  double lmin = 0, lmax = -std::numeric_limits<double>::infinity();
-  bool any = false, bad = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double pi = static_cast<double>(p[i]);
-    if (pi > 0) {
-      const double l = std::log(pi);
-      any = true;
-      sp += pi;
-      h += pi * l;
-      if (a <= 0.5) se += pi * std::expm1(-a * l);
-      lmin = l < lmin ? l : lmin;
-      lmax = l > lmax ? l : lmax;
-    } else if (!(pi == 0)) {
-      bad = true;
+  const bool near_one = a <= 0.5;  // the expm1 form; otherwise ũ directly from a log-sum-exp
+  const B va(a), zero(0.0), one(1.0), inf(std::numeric_limits<double>::infinity());
+  // Runs body(pv, dv) over blocks of W lanes holding at least one p ≠ 0 (tail padded with 0).
+  auto blocks = [&](auto&& body) {
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) {
+      const B pv = detail::load_widened<Arch>(p + i);
+      if (xsimd::any(pv != zero)) body(pv, detail::load_widened<Arch>(dp + i));
     }
-  }
-  if (bad) return std::numeric_limits<T>::quiet_NaN();
-  if (!any) return T(0);
-  double log_su;  // log Σ_j p_j^{1−a}
-  if (a <= 0.5) {
-    log_su = std::log1p(se + (sp - 1.0));
+    if (i < n) {
+      T tp[W] = {}, td[W] = {};
+      for (std::size_t j = 0; i + j < n; ++j) tp[j] = p[i + j], td[j] = dp[i + j];
+      body(detail::load_widened<Arch>(tp), detail::load_widened<Arch>(td));
+    }
+  };
+  // Pass 1: Σp, H = Σ p log p, Σ p·expm1(−a log p) (near α = 1) or the range of log p;
+  // NaN or negative p poisons the result.
+  B sp(0.0), h(0.0), se(0.0), lmin(0.0), lmax(-inf), bad(0.0);
+  blocks([&](const B& pv, const B&) {
+    const auto pos = pv > zero;
+    bad += xsimd::select(pos || pv == zero, zero, one);
+    const B l = detail::log_positive(xsimd::select(pos, pv, one));
+    sp += pv;
+    h += xsimd::select(pos, pv * l, zero);
+    if (near_one) se += xsimd::select(pos, pv * detail::expm1_moderate(-va * l), zero);
+    lmin = xsimd::min(lmin, xsimd::select(pos, l, zero));
+    lmax = xsimd::max(lmax, xsimd::select(pos, l, -inf));
+  });
+  if (detail::reduce_add(bad) != 0.0) return std::numeric_limits<T>::quiet_NaN();
+  const double hs = detail::reduce_add(h);
+  const double lmx = detail::reduce_max(lmax);
+  if (lmx == -std::numeric_limits<double>::infinity()) return T(0);  // no support: zero gradient
+  double log_su;                                                     // log Σ_j p_j^{1−a}
+  double mx = 0;  // shift of the log-sum-exp: the largest (1−a) log p
+  if (near_one) {
+    log_su = std::log1p(detail::reduce_add(se) + (detail::reduce_add(sp) - 1.0));
   } else {
-    // log-sum-exp of (1−a) log p, shifted by its largest term.
-    const double mx = (1.0 - a) * (a < 1.0 ? lmax : lmin);
-    double s = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const double pi = static_cast<double>(p[i]);
-      if (pi > 0) s += std::exp((1.0 - a) * std::log(pi) - mx);
-    }
-    log_su = mx + std::log(s);
+    mx = (1.0 - a) * (a < 1.0 ? lmx : -detail::reduce_max(-lmin));
+    const B vmx(mx), e(1.0 - a);
+    B s(0.0);
+    blocks([&](const B& pv, const B&) {
+      const auto pos = pv > zero;
+      const B l = detail::log_positive(xsimd::select(pos, pv, one));
+      s += xsimd::select(pos, detail::exp_nonpositive(xsimd::fma(e, l, -vmx)), zero);
+    });
+    log_su = mx + std::log(detail::reduce_add(s));
   }
   // Pass 2: Σ dp_i [(p_i − ũ_i)/a² − (S_i − ũ_i H)/a].
-  double g1 = 0, g2 = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double pi = static_cast<double>(p[i]);
-    if (!(pi > 0)) continue;
-    const double l = std::log(pi);
-    double ut, diff;
-    if (a <= 0.5) {
-      const double r = std::expm1(-a * l - log_su);  // ũ/p − 1
-      diff = -pi * r;
-      ut = pi + pi * r;
+  const B vls(log_su), vh(hs), e(1.0 - a);
+  B g1(0.0), g2(0.0);
+  blocks([&](const B& pv, const B& dv) {
+    const auto pos = pv > zero;
+    const B l = detail::log_positive(xsimd::select(pos, pv, one));
+    B ut, diff;
+    if (near_one) {
+      const B r = detail::expm1_moderate(-va * l - vls);  // ũ/p − 1
+      diff = -pv * r;
+      ut = pv + pv * r;
     } else {
-      ut = std::exp((1.0 - a) * l - log_su);
-      diff = pi - ut;
+      ut = detail::exp_nonpositive(xsimd::fms(e, l, vls));
+      diff = pv - ut;
     }
-    const double g = static_cast<double>(dp[i]);
-    g1 += g * diff;
-    g2 += g * (pi * l - ut * h);
-  }
-  return static_cast<T>(g1 / (a * a) - g2 / a);
+    g1 += xsimd::select(pos, dv * diff, zero);
+    g2 += xsimd::select(pos, dv * (pv * l - ut * vh), zero);
+  });
+  return static_cast<T>(detail::reduce_add(g1) / (a * a) - detail::reduce_add(g2) / a);
 }
 
 }  // namespace entmax

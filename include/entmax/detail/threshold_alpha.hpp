@@ -71,6 +71,62 @@ inline xsimd::batch<double, A> log_positive(const xsimd::batch<double, A>& x0) {
   return xsimd::fma(kd, B(6.93147180369123816490e-01), xsimd::fma(kd, B(1.90821492927058770002e-10), logm));
 }
 
+/// log x for x > 0 (finite), float lanes: the same reduction as the double version, series to
+/// s^11 (truncation < 4e-9 relative). About 1 ulp.
+template <class A>
+inline xsimd::batch<float, A> log_positive(const xsimd::batch<float, A>& x0) {
+  using B = xsimd::batch<float, A>;
+  using I = xsimd::batch<std::int32_t, A>;
+  const auto sub = x0 < B(0x1p-126f);
+  const B x = xsimd::select(sub, x0 * B(0x1p24f), x0);
+  const I ix = xsimd::bitwise_cast<I>(x) + I(0x3f800000 - 0x3f3504f3);
+  const B m = xsimd::bitwise_cast<B>((ix & I(0x007fffff)) + I(0x3f3504f3));
+  const B kd = xsimd::bitwise_cast<B>((ix >> 23) | I(0x4b000000)) - B(8388608.0f + 127.0f) -
+               xsimd::select(sub, B(24.0f), B(0.0f));
+  const B s = (m - B(1.0f)) / (m + B(1.0f));
+  const B s2 = s * s;
+  B q(2.0f / 11);
+  q = xsimd::fma(q, s2, B(2.0f / 9));
+  q = xsimd::fma(q, s2, B(2.0f / 7));
+  q = xsimd::fma(q, s2, B(2.0f / 5));
+  q = xsimd::fma(q, s2, B(2.0f / 3));
+  const B logm = xsimd::fma(s * s2, q, B(2.0f) * s);
+  return xsimd::fma(kd, B(0.693145751953125f), xsimd::fma(kd, B(1.428606765330187045e-06f), logm));
+}
+
+/// p^e for p ∈ [0, 1] and e > 0, T lanes: exp(e log p), exactly 0 at p = 0.
+template <class T, class A>
+inline xsimd::batch<T, A> pow_unit(const xsimd::batch<T, A>& p, T e) {
+  using B = xsimd::batch<T, A>;
+  const auto pos = p > B(T(0));
+  const B y = exp_nonpositive(B(e) * log_positive(xsimd::select(pos, p, B(T(1)))));
+  return xsimd::select(pos, y, B(T(0)));
+}
+
+/// e^x − 1 for |x| ≤ 700, double lanes: Taylor to degree 13 for |x| < 0.35 (truncation
+/// < 5e-18 relative), else e^x − 1 with e^x = 1/e^{−x} for x > 0. About 2 ulp.
+template <class A>
+inline xsimd::batch<double, A> expm1_moderate(const xsimd::batch<double, A>& x) {
+  using B = xsimd::batch<double, A>;
+  B q(1.0 / 6227020800.0);
+  q = xsimd::fma(q, x, B(1.0 / 479001600.0));
+  q = xsimd::fma(q, x, B(1.0 / 39916800.0));
+  q = xsimd::fma(q, x, B(1.0 / 3628800.0));
+  q = xsimd::fma(q, x, B(1.0 / 362880.0));
+  q = xsimd::fma(q, x, B(1.0 / 40320.0));
+  q = xsimd::fma(q, x, B(1.0 / 5040.0));
+  q = xsimd::fma(q, x, B(1.0 / 720.0));
+  q = xsimd::fma(q, x, B(1.0 / 120.0));
+  q = xsimd::fma(q, x, B(1.0 / 24.0));
+  q = xsimd::fma(q, x, B(1.0 / 6.0));
+  q = xsimd::fma(q, x, B(0.5));
+  const B small = xsimd::fma(q, x * x, x);
+  const auto pos = x > B(0.0);
+  const B en = exp_nonpositive(xsimd::select(pos, -x, x));
+  const B big = xsimd::select(pos, B(1.0) / en, en) - B(1.0);
+  return xsimd::select(xsimd::abs(x) < B(0.35), small, big);
+}
+
 /// How x^κ is computed: the exponents with a cheaper exact formula than exp(κ log x).
 enum class AlphaPowerKind { one, integer, half, general };
 

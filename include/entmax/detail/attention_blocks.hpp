@@ -40,6 +40,8 @@ struct BlockPlan {
   std::vector<std::pair<Index, Index>> runs;  // [begin, end) runs of active columns in [0, common)
   std::vector<std::uint32_t> idx;             // gather: non-zero columns of every row, ascending
   std::vector<Index> off;                     // gather: row i's columns are idx[off[i] .. off[i+1])
+  std::vector<Index> col_off;                 // gather: column j's rows are col_row[col_off[j] ..)
+  std::vector<std::uint32_t> col_row;         //   (ascending), built from the row lists
   bool listed = false;                        // idx/off already hold every row's non-zeros
 
   /// Starts per-row lists (filled row by row with list_row while the rows are hot in cache).
@@ -64,8 +66,10 @@ std::size_t scan_nonzero(const T* p, Index n, std::uint32_t* out) {
   Index j = 0;
   for (; j + 16 <= n; j += 16) {
     if (Eigen::Map<const Eigen::Array<T, 16, 1>>(p + j).abs().sum() == T(0)) continue;
-    for (Index t = j; t < j + 16; ++t)
-      if (p[t] != T(0)) out[c++] = static_cast<std::uint32_t>(t);
+    for (Index t = j; t < j + 16; ++t) {
+      out[c] = static_cast<std::uint32_t>(t);
+      c += p[t] != T(0);
+    }
   }
   for (; j < n; ++j)
     if (p[j] != T(0)) out[c++] = static_cast<std::uint32_t>(j);
@@ -79,6 +83,35 @@ template <class T>
 void list_row(BlockPlan& plan, Index r, const T* p, Index n) {
   const auto k = static_cast<std::size_t>(plan.off[static_cast<std::size_t>(r)]);
   plan.off[static_cast<std::size_t>(r + 1)] = static_cast<Index>(k + scan_nonzero(p, n, plan.idx.data() + k));
+}
+
+/// Column-major copy of the row lists: per key column, the rows holding a non-zero, ascending.
+inline void build_columns(BlockPlan& plan) {
+  const Index R = plan.rows, C = plan.ncols;
+  plan.col_off.assign(static_cast<std::size_t>(C + 1), 0);
+  plan.col_row.resize(static_cast<std::size_t>(plan.nnz));
+  Index* co = plan.col_off.data();
+  for (Index t = 0; t < plan.nnz; ++t) ++co[plan.idx[static_cast<std::size_t>(t)] + 1];
+  for (Index j = 0; j < C; ++j) co[j + 1] += co[j];
+  for (Index i = 0; i < R; ++i)
+    for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)]; ++t)
+      plan.col_row[static_cast<std::size_t>(co[plan.idx[static_cast<std::size_t>(t)]]++)] =
+          static_cast<std::uint32_t>(i);
+  for (Index j = C; j > 0; --j) co[j] = co[j - 1];
+  co[0] = 0;
+}
+
+/// y[0, D) += a · x[0, D).
+template <class T>
+inline void axpy(T a, const T* x, T* y, Index D) {
+  for (Index d = 0; d < D; ++d) y[d] += a * x[d];
+}
+
+template <class T>
+inline T dot(const T* x, const T* y, Index D) {
+  T s = T(0);
+  for (Index d = 0; d < D; ++d) s += x[d] * y[d];
+  return s;
 }
 
 template <class T>
@@ -100,6 +133,7 @@ void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz
     plan.nnz = plan.off[static_cast<std::size_t>(R)];
     if (static_cast<double>(plan.nnz) < gather_density * static_cast<double>(cells)) {
       plan.gather = true;
+      build_columns(plan);
       return;
     }
   } else if (static_cast<double>(nnz_hint) < gather_density * static_cast<double>(cells)) {
@@ -116,6 +150,7 @@ void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz
     plan.nnz = static_cast<Index>(k);
     if (static_cast<double>(k) < gather_density * static_cast<double>(cells)) {
       plan.gather = true;
+      build_columns(plan);
       return;
     }
   }
@@ -149,13 +184,14 @@ void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Ind
   StridedMap<T> O(out, R, D, Eigen::OuterStride<>(D));
   O.setZero();
   if (plan.gather) {
-    for (Index i = 0; i < R; ++i) {
-      Vec o(out + i * D, D);
-      const T* a = A + i * lda;
-      for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)];
-           ++t) {
-        const Index j = plan.idx[static_cast<std::size_t>(t)];
-        o.noalias() += a[j] * CVec(M + j * D, D);
+    // Column order: each M row is read once per block; for every output row the terms are still
+    // added in ascending key order.
+    for (Index j = 0; j < plan.ncols; ++j) {
+      const T* m = M + j * D;
+      for (Index t = plan.col_off[static_cast<std::size_t>(j)];
+           t < plan.col_off[static_cast<std::size_t>(j + 1)]; ++t) {
+        const Index i = plan.col_row[static_cast<std::size_t>(t)];
+        axpy(A[i * lda + j], m, out + i * D, D);
       }
     }
     return;
@@ -182,14 +218,14 @@ void block_sampled(const BlockPlan& plan, const T* P, Index ldp, const T* X, con
   const Index R = plan.rows;
   using CVec = Eigen::Map<const RowVec<T>>;
   if (plan.gather) {
-    for (Index i = 0; i < R; ++i) {
-      T* g = G + i * ldg;
-      std::fill(g, g + plan.len[static_cast<std::size_t>(i)], T(0));
-      CVec x(X + i * D, D);
-      for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)];
-           ++t) {
-        const Index j = plan.idx[static_cast<std::size_t>(t)];
-        g[j] = x.dot(CVec(M + j * D, D));
+    for (Index i = 0; i < R; ++i)
+      std::fill(G + i * ldg, G + i * ldg + plan.len[static_cast<std::size_t>(i)], T(0));
+    for (Index j = 0; j < plan.ncols; ++j) {
+      const T* m = M + j * D;
+      for (Index t = plan.col_off[static_cast<std::size_t>(j)];
+           t < plan.col_off[static_cast<std::size_t>(j + 1)]; ++t) {
+        const Index i = plan.col_row[static_cast<std::size_t>(t)];
+        G[i * ldg + j] = dot(X + i * D, m, D);
       }
     }
     return;
@@ -227,15 +263,13 @@ void block_transpose_acc(const BlockPlan& plan, const T* A, Index lda, const T* 
   c1 = std::min(c1, plan.ncols);
   if (c0 >= c1) return;
   if (plan.gather) {
-    for (Index i = 0; i < R; ++i) {
-      const T* a = A + i * lda;
-      CVec x(X + i * D, D);
-      const std::uint32_t* b = plan.idx.data() + plan.off[static_cast<std::size_t>(i)];
-      const std::uint32_t* e = plan.idx.data() + plan.off[static_cast<std::size_t>(i + 1)];
-      b = std::lower_bound(b, e, static_cast<std::uint32_t>(c0));
-      for (; b != e && static_cast<Index>(*b) < c1; ++b) {
-        const Index j = *b;
-        if (a[j] != T(0)) Vec(Macc + j * D, D).noalias() += a[j] * x;
+    for (Index j = c0; j < c1; ++j) {
+      T* m = Macc + j * D;
+      for (Index t = plan.col_off[static_cast<std::size_t>(j)];
+           t < plan.col_off[static_cast<std::size_t>(j + 1)]; ++t) {
+        const Index i = plan.col_row[static_cast<std::size_t>(t)];
+        const T a = A[i * lda + j];
+        if (a != T(0)) axpy(a, X + i * D, m, D);
       }
     }
     return;

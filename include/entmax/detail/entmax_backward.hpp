@@ -45,8 +45,7 @@ struct SqrtWeight {
   }
 };
 
-// float rows: products and sums in double (u·dp is exact in double), output computed in
-// double and rounded once, so Σ dz = 0 up to the rounding of each dz_i.
+// float rows: products and sums in double (u·dp is exact in double); c split in two floats.
 template <class Arch, class U>
 inline void entmax_vjp_float(const float* p, const float* dp, float* dz, std::size_t n, const U& u) {
   using B = xsimd::batch<float, Arch>;
@@ -75,20 +74,16 @@ inline void entmax_vjp_float(const float* p, const float* dp, float* dz, std::si
     return;
   }
   const double c = sud / su;
-  const BD cb(c);
-  const B zero(0.0f);
+  // c = c_hi + c_lo in two floats: dp − c_hi is exact where dp is close to c, so the output
+  // pass stays in float and Σ dz = 0 still holds to the rounding of each dz_i.
+  const float c_hi = static_cast<float>(c), c_lo = static_cast<float>(c - static_cast<double>(c_hi));
+  const B ch(c_hi), cl(c_lo), zero(0.0f);
   for (i = 0; i + W <= n; i += W) {
     const B pb = B::load_unaligned(p + i);
-    BD ul, uh, dl, dh;
-    split_to_double(u(pb), ul, uh);
-    split_to_double(B::load_unaligned(dp + i), dl, dh);
-    const B g = join_to_float(ul * (dl - cb), uh * (dh - cb));
+    const B g = u(pb) * ((B::load_unaligned(dp + i) - ch) - cl);
     xsimd::select(pb == zero, zero, g).store_unaligned(dz + i);  // == is ordered on every arch
   }
-  for (; i < n; ++i)
-    dz[i] = p[i] == 0.0f
-                ? 0.0f
-                : static_cast<float>(static_cast<double>(u(p[i])) * (static_cast<double>(dp[i]) - c));
+  for (; i < n; ++i) dz[i] = p[i] == 0.0f ? 0.0f : u(p[i]) * ((dp[i] - c_hi) - c_lo);
 }
 
 // double rows: ⟨u, dp⟩ and Σu in double-double (TwoSum, exact products by fma), c = c_hi + c_lo,

@@ -59,7 +59,7 @@ inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
   const double tau0 = (static_cast<double>(theta) - static_cast<double>(scan.max)) * 0.5 - 1e-12;
   double floor = -1.0;
   const double tau_d = detail::entmax15_threshold<T, Arch>(buf, k, floor, tau0);
-  const T tau = detail::threshold_to<T>(tau_d, floor);
+  const T tau = detail::entmax15_tied_top(buf, k, detail::threshold_to<T>(tau_d, floor), floor);
   stats.max = scan.max;
   stats.tau = tau;
   stats.support = detail::count_above(buf, k, tau);

@@ -37,6 +37,26 @@ inline std::size_t count_above(const T* buf, std::size_t k, T t) {
   return c;
 }
 
+/// Entmax-1.5 output of a support that is one block of ties at the max (every x = 0, so each
+/// p = τ²): among τ and its two neighbours, the one whose rounded square is nearest 1/k. Rounding
+/// τ to nearest alone can leave τ² two ulps from 1/k; this keeps tied mass within one ulp.
+/// Returns tau unchanged when some support value is not at the max (stops at the first one).
+/// A neighbour below `floor` (the bound under which scores were dropped) is never taken.
+template <class T>
+inline T entmax15_tied_top(const T* buf, std::size_t k, T tau, double floor) {
+  for (std::size_t i = 0; i < k; ++i)
+    if (buf[i] != T(0)) return tau;
+  const long double target = 1.0L / static_cast<long double>(k);
+  auto miss = [&](T t) {
+    const T sq = t * t;
+    return std::fabs(static_cast<long double>(sq) - target);
+  };
+  T best = tau;
+  for (T t : {std::nextafter(tau, T(0)), std::nextafter(tau, -std::numeric_limits<T>::infinity())})
+    if (static_cast<double>(t) >= floor && miss(t) < miss(best)) best = t;
+  return best;
+}
+
 /// Σ buf[0, k) − 1 and, centred on μ, Σ(x − μ) and Σ(x − μ)²: in double-double for double
 /// rows (the result then depends on the set only), in double lanes for float rows (rounding far
 /// below float resolution).

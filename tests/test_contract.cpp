@@ -536,3 +536,29 @@ TEMPLATE_TEST_CASE("huge finite scores never turn a valid row into NaN or zeros"
     }
   }
 }
+
+TEMPLATE_TEST_CASE("a tie at the largest finite score after masked entries (fuzz finding)", "[contract]",
+                   float, double) {
+  // Reduced from a fuzz_sparsemax input: 80 scores, zeros, a few -inf early in the row and two
+  // copies of the largest finite value in a later SIMD block. Expected: 1/2 on each copy.
+  using T = TestType;
+  const std::size_t n = 80;
+  for (const auto& m : row_maps<T>()) {
+    if (m.name == "asentmax" || m.name == "scalable_softmax") continue;  // they scale the row first
+    for (T big : {std::numeric_limits<T>::max(), std::numeric_limits<T>::max() / 2}) {
+      std::vector<T> z(n, T(0)), p(n, sentinel_v<T>);
+      for (int i : {8, 9, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22, 24, 25})
+        z[static_cast<std::size_t>(i)] = -inf_v<T>;
+      z[64] = z[65] = big;
+      const entmax::RowStats<T> st = m.forward(z.data(), p.data(), n);
+      INFO(m.name << " big=" << big);
+      const T half_ulp = std::nextafter(T(0.5), T(1)) - T(0.5);
+      CHECK(std::fabs(p[64] - T(0.5)) <= half_ulp);  // ties: equal mass within 1 ulp
+      CHECK(std::fabs(p[65] - T(0.5)) <= half_ulp);
+      CHECK(st.support == 2);
+      double sum = 0;
+      for (T v : p) sum += static_cast<double>(v);
+      CHECK(std::fabs(sum - 1.0) <= 4.0 * std::numeric_limits<T>::epsilon());
+    }
+  }
+}

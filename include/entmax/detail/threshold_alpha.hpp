@@ -252,6 +252,17 @@ inline double level_lower_bound(const double* c, std::size_t mp, std::size_t n, 
   return lo;
 }
 
+/// A T value θ ≤ m + t/a with margin: z ≤ θ guarantees a·(z − m) − t ≤ 0 in the double
+/// passes, so blocks of T lanes below θ can be skipped without widening them.
+template <class T>
+inline T skip_threshold(double zmax, double a, double t) {
+  double th = zmax + t / a;
+  th -= 1e-12 * (std::fabs(zmax) + std::fabs(th)) + 1e-300;
+  T v = static_cast<T>(th);
+  if (static_cast<double>(v) > th) v = std::nextafter(v, -std::numeric_limits<T>::infinity());
+  return v;
+}
+
 /// Writes e_i = z_i − m (in double, row order) for every i with a·e_i > lo to c; returns how
 /// many. c must hold n + W doubles.
 template <class T, class Arch>
@@ -260,6 +271,9 @@ inline std::size_t extract_candidates(const T* z, std::size_t n, double zmax, do
   using B = xsimd::batch<double, Arch>;
   constexpr std::size_t W = B::size;
   const B vm(zmax), va(a), vlo(lo), zero(0.0);
+  using BT = xsimd::batch<T, Arch>;
+  constexpr std::size_t WT = BT::size;  // a multiple of W
+  const BT skip(skip_threshold<T>(zmax, a, lo));
   std::size_t w = 0, i = 0;
   auto block = [&](const T* src) {
     const B e = load_widened<Arch>(src) - vm;
@@ -271,6 +285,10 @@ inline std::size_t extract_candidates(const T* z, std::size_t n, double zmax, do
       w += compress_store(e, mk, c + w);
     }
   };
+  for (; i + WT <= n; i += WT) {
+    if (!xsimd::any(BT::load_unaligned(z + i) > skip)) continue;  // NaN-free: max was finite
+    for (std::size_t j = 0; j < WT; j += W) block(z + i + j);
+  }
   for (; i + W <= n; i += W) block(z + i);
   if (i < n) {
     T tz[W];
@@ -366,6 +384,16 @@ inline std::size_t write_alpha_output(const T* z, T* p, std::size_t n, double zm
       store_narrowed<Arch>(dst, zero);
     }
   };
+  using BT = xsimd::batch<T, Arch>;
+  constexpr std::size_t WT = BT::size;
+  const BT skip(skip_threshold<T>(zmax, a, tau)), zt(T(0));
+  for (; i + WT <= n; i += WT) {
+    if (!xsimd::any(BT::load_unaligned(z + i) > skip)) {
+      zt.store_unaligned(p + i);
+      continue;
+    }
+    for (std::size_t j = 0; j < WT; j += W) block(z + i + j, p + i + j);
+  }
   for (; i + W <= n; i += W) block(z + i, p + i);
   if (i < n) {
     T tz[W], tp[W];

@@ -42,6 +42,7 @@ struct BlockPlan {
   std::vector<Index> off;                     // gather: row i's columns are idx[off[i] .. off[i+1])
   std::vector<Index> col_off;                 // gather: column j's rows are col_row[col_off[j] ..)
   std::vector<std::uint32_t> col_row;         //   (ascending), built from the row lists
+  std::vector<Index> pos;                     // gather: CSC position of row-list entry t
   bool listed = false;                        // idx/off already hold every row's non-zeros
 
   /// Starts per-row lists (filled row by row with list_row while the rows are hot in cache).
@@ -90,15 +91,31 @@ inline void build_columns(BlockPlan& plan) {
   const Index R = plan.rows, C = plan.ncols;
   plan.col_off.assign(static_cast<std::size_t>(C + 1), 0);
   plan.col_row.resize(static_cast<std::size_t>(plan.nnz));
+  plan.pos.resize(static_cast<std::size_t>(plan.nnz));
   Index* co = plan.col_off.data();
   for (Index t = 0; t < plan.nnz; ++t) ++co[plan.idx[static_cast<std::size_t>(t)] + 1];
   for (Index j = 0; j < C; ++j) co[j + 1] += co[j];
   for (Index i = 0; i < R; ++i)
-    for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)]; ++t)
-      plan.col_row[static_cast<std::size_t>(co[plan.idx[static_cast<std::size_t>(t)]]++)] =
-          static_cast<std::uint32_t>(i);
+    for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)];
+         ++t) {
+      const Index at = co[plan.idx[static_cast<std::size_t>(t)]]++;
+      plan.col_row[static_cast<std::size_t>(at)] = static_cast<std::uint32_t>(i);
+      plan.pos[static_cast<std::size_t>(t)] = at;
+    }
   for (Index j = C; j > 0; --j) co[j] = co[j - 1];
   co[0] = 0;
+}
+
+/// vals (CSC order) = the plan's non-zero entries of A, read row by row (cache-friendly).
+template <class T>
+void gather_values(const BlockPlan& plan, const T* A, Index lda, std::vector<T>& vals) {
+  vals.resize(static_cast<std::size_t>(plan.nnz));
+  for (Index i = 0; i < plan.rows; ++i) {
+    const T* a = A + i * lda;
+    for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)]; ++t)
+      vals[static_cast<std::size_t>(plan.pos[static_cast<std::size_t>(t)])] =
+          a[plan.idx[static_cast<std::size_t>(t)]];
+  }
 }
 
 /// y[0, D) += a · x[0, D).
@@ -186,12 +203,14 @@ void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Ind
   if (plan.gather) {
     // Column order: each M row is read once per block; for every output row the terms are still
     // added in ascending key order.
+    thread_local std::vector<T> vals;
+    gather_values(plan, A, lda, vals);
     for (Index j = 0; j < plan.ncols; ++j) {
       const T* m = M + j * D;
       for (Index t = plan.col_off[static_cast<std::size_t>(j)];
            t < plan.col_off[static_cast<std::size_t>(j + 1)]; ++t) {
         const Index i = plan.col_row[static_cast<std::size_t>(t)];
-        axpy(A[i * lda + j], m, out + i * D, D);
+        axpy(vals[static_cast<std::size_t>(t)], m, out + i * D, D);
       }
     }
     return;
@@ -263,12 +282,14 @@ void block_transpose_acc(const BlockPlan& plan, const T* A, Index lda, const T* 
   c1 = std::min(c1, plan.ncols);
   if (c0 >= c1) return;
   if (plan.gather) {
+    thread_local std::vector<T> vals;
+    gather_values(plan, A, lda, vals);
     for (Index j = c0; j < c1; ++j) {
       T* m = Macc + j * D;
       for (Index t = plan.col_off[static_cast<std::size_t>(j)];
            t < plan.col_off[static_cast<std::size_t>(j + 1)]; ++t) {
         const Index i = plan.col_row[static_cast<std::size_t>(t)];
-        const T a = A[i * lda + j];
+        const T a = vals[static_cast<std::size_t>(t)];
         if (a != T(0)) axpy(a, X + i * D, m, D);
       }
     }

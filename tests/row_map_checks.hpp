@@ -465,6 +465,11 @@ void check_special_rows(Map m) {
         std::vector<T> q(n, T(7));
         from_stats<T>(m, z.data(), s, q.data(), n);
         CHECK(std::all_of(q.begin(), q.end(), [](T v) { return std::isnan(v); }));
+        // The NaN row's gradient is NaN too (never a finite, plausible-looking one).
+        std::vector<T> dp(n, T(1)), dz(n, T(7));
+        dp[0] = T(2);
+        backward<T>(m, p.data(), dp.data(), dz.data(), n);
+        CHECK(std::all_of(dz.begin(), dz.end(), [](T v) { return std::isnan(v); }));
       }
     }
   }

@@ -266,6 +266,11 @@ TEMPLATE_TEST_CASE("entmax_bisect special rows: -inf, all -inf, NaN, +inf, empty
           const auto sb = entmax::entmax_bisect(zb.data(), pb.data(), n, a);
           CHECK(sb.support == 0);
           for (T v : pb) CHECK(std::isnan(v));
+          // ... and its gradient is NaN too, for every alpha (never finite-looking garbage).
+          std::vector<T> dpb(n, T(1)), dzb(n, T(0));
+          dpb[0] = T(2);
+          entmax::entmax_bisect_backward(pb.data(), dpb.data(), dzb.data(), n, a);
+          for (T v : dzb) CHECK(std::isnan(v));
         }
       }
     }

@@ -93,7 +93,7 @@ struct PowWeight {
   }
   template <class T>
   T operator()(T p) const {
-    return p > T(0) ? static_cast<T>(std::pow(static_cast<double>(p), e)) : T(0);
+    return p == T(0) ? T(0) : static_cast<T>(std::pow(static_cast<double>(p), e));  // NaN stays NaN
   }
 };
 }  // namespace detail

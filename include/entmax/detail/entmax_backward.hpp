@@ -21,15 +21,17 @@ struct IdentityWeight {
   }
 };
 
-/// u = 1 on the support, 0 elsewhere (sparsemax, α = 2).
+/// u = 1 on the support, 0 elsewhere (sparsemax, α = 2). A NaN p gives u = NaN (1 + 0·p), so a
+/// NaN row's gradient is NaN as for every other α.
 struct IndicatorWeight {
   template <class T, class A>
   xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& p) const {
-    return xsimd::select(p == xsimd::batch<T, A>(T(0)), xsimd::batch<T, A>(T(0)), xsimd::batch<T, A>(T(1)));
+    using B = xsimd::batch<T, A>;
+    return xsimd::select(p == B(T(0)), B(T(0)), B(T(1)) + B(T(0)) * p);
   }
   template <class T>
   T operator()(T p) const {
-    return p != T(0) ? T(1) : T(0);
+    return p != T(0) ? T(1) + T(0) * p : T(0);
   }
 };
 

@@ -94,13 +94,13 @@ inline xsimd::batch<float, A> log_positive(const xsimd::batch<float, A>& x0) {
   return xsimd::fma(kd, B(0.693145751953125f), xsimd::fma(kd, B(1.428606765330187045e-06f), logm));
 }
 
-/// p^e for p ∈ [0, 1] and e > 0, T lanes: exp(e log p), exactly 0 at p = 0.
+/// p^e for p ∈ [0, 1] and e > 0, T lanes: exp(e log p), exactly 0 at p = 0; NaN stays NaN.
 template <class T, class A>
 inline xsimd::batch<T, A> pow_unit(const xsimd::batch<T, A>& p, T e) {
   using B = xsimd::batch<T, A>;
   const auto pos = p > B(T(0));
   const B y = exp_nonpositive(B(e) * log_positive(xsimd::select(pos, p, B(T(1)))));
-  return xsimd::select(pos, y, B(T(0)));
+  return xsimd::select(pos, y, xsimd::select(xsimd::isnan(p), p, B(T(0))));
 }
 
 /// e^x − 1 for |x| ≤ 700, double lanes: Taylor to degree 13 for |x| < 0.35 (truncation

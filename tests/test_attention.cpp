@@ -781,6 +781,16 @@ TEST_CASE("attention: shape errors throw std::invalid_argument naming tensors an
   CHECK_THROWS_AS(entmax::attention_backward(q, k, v, dout, pol, opt), std::domain_error);
   opt.scale = 0.5f;
   CHECK_NOTHROW(entmax::attention(q, k, v, pol, opt));
+  // ASEntmax with per-row beta/gamma for fewer rows than B x H x Nq = 12: rejected before any
+  // read past the arrays (AddressSanitizer would flag the read otherwise).
+  const std::vector<T> beta(11, 0.5f), gamma(11, 0.5f);
+  const entmax::ASEntmax<T> short_rows(beta.data(), gamma.data(), beta.size());
+  CHECK_THAT(msg([&] { entmax::attention(q, k, v, short_rows); }),
+             Catch::Contains("entmax::attention") && Catch::Contains("12 score rows"));
+  CHECK_THAT(msg([&] { entmax::attention_backward(q, k, v, dout, short_rows); }),
+             Catch::Contains("entmax::attention_backward") && Catch::Contains("12 score rows"));
+  const std::vector<T> beta12(12, 0.5f), gamma12(12, 0.5f);
+  CHECK_NOTHROW(entmax::attention(q, k, v, entmax::ASEntmax<T>(beta12.data(), gamma12.data(), 12)));
 }
 
 TEMPLATE_TEST_CASE("attention: empty extents are no-ops", "[attention][empty]", float, double) {

@@ -4,6 +4,7 @@
 
 #include <entmax/config.hpp>
 #include <entmax/detail/attention_core.hpp>
+#include <entmax/detail/policy_rows.hpp>
 #include <entmax/error.hpp>
 #include <entmax/normalizer.hpp>
 #include <entmax/row_scaled.hpp>
@@ -219,6 +220,7 @@ Eigen::Tensor<typename detail::attention_tensor<Q>::scalar, 4, Eigen::RowMajor> 
                 "entmax::attention: the normalizer must model entmax::Normalizer");
   detail::AttnProblem<T> pr = detail::make_problem<T>("entmax::attention", detail::dims4(q), detail::dims4(k),
                                                       detail::dims4(v), options);
+  detail::check_policy_rows("entmax::attention", normalizer, static_cast<std::size_t>(pr.B * pr.H * pr.Nq));
   pr.q = q.data(), pr.k = k.data(), pr.v = v.data();
   Eigen::Tensor<T, 4, Eigen::RowMajor> out(pr.B, pr.H, pr.Nq, pr.D);
   if (support) support->resize(pr.B, pr.H, pr.Nq);
@@ -259,6 +261,7 @@ AttentionGradients<typename detail::attention_tensor<Q>::scalar> attention_backw
         ErrorKind::invalid_argument,
         detail::message(fn, ": dout has shape ", detail::shape_str(detail::dims4(dout)), " but q has shape ",
                         detail::shape_str(detail::dims4(q)), "; they must match"));
+  detail::check_policy_rows(fn, normalizer, static_cast<std::size_t>(pr.B * pr.H * pr.Nq));
   pr.q = q.data(), pr.k = k.data(), pr.v = v.data();
   AttentionGradients<T> g;
   g.dq.resize(pr.B, pr.H, pr.Nq, pr.D);

@@ -361,6 +361,10 @@ TEMPLATE_TEST_CASE("normalize_rows: row-scaled ASEntmax, row index = matrix row"
       CHECK(std::fabs(dz(i, j) - dzi[k]) <= 4 * eps * std::max(T(1), std::fabs(dzi[k])));
     }
   }
+  // Per-row parameters for fewer rows than the matrix has: rejected before any read past them.
+  const entmax::ASEntmax<T> short_rows(beta.data(), gamma.data(), static_cast<std::size_t>(rows - 1));
+  CHECK_THROWS_AS(entmax::normalize_rows(short_rows, zc, p, stats, npos), std::invalid_argument);
+  CHECK_THROWS_AS(entmax::normalize_rows_backward(short_rows, zc, p, dp, dz, npos), std::invalid_argument);
 }
 
 TEMPLATE_TEST_CASE("normalize_rows: row-scaled ScalableSoftmax and PerRowScale", "[eigen]", float, double) {

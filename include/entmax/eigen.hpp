@@ -4,6 +4,7 @@
 #pragma once
 
 #include <entmax/config.hpp>
+#include <entmax/detail/policy_rows.hpp>
 #include <entmax/error.hpp>
 #include <entmax/normalizer.hpp>
 #include <entmax/row_scaled.hpp>
@@ -123,6 +124,7 @@ void normalize_rows(const Norm& norm, const Eigen::MatrixBase<DZ>& z, const Eige
   static_assert(detail::is_rowwise_policy_v<Norm, T>,
                 "entmax::normalize_rows: Norm must model the Normalizer trait or be a row-scaled policy");
   detail::check_same_shape("entmax::normalize_rows", "z", z, "p", p);
+  detail::check_policy_rows("entmax::normalize_rows", norm, static_cast<std::size_t>(z.rows()));
   const Eigen::Index rows = z.rows();
   const auto n = static_cast<std::size_t>(z.cols());
   if (n == 0) {
@@ -236,6 +238,7 @@ void normalize_rows_backward(const Norm& norm, const Eigen::MatrixBase<DZ>& z, c
   } else {
     detail::check_same_shape("entmax::normalize_rows_backward", "z", z, "dp", dp);
     detail::check_same_shape("entmax::normalize_rows_backward", "z", z, "dz", dz);
+    detail::check_policy_rows("entmax::normalize_rows_backward", norm, static_cast<std::size_t>(z.rows()));
     const auto n = static_cast<std::size_t>(z.cols());
     const std::size_t visible = detail::rowwise_npos(npos, n);
     T* scratch = detail::scratch_rows<T>(4 * n);

@@ -58,7 +58,8 @@ int run(long n, unsigned threads, const N& norm, const char* name) {
               std::chrono::duration<double>(t1 - t0).count());
   std::printf("  peak RSS after backward        %9.1f MiB  (%.2f s)\n", after_backward,
               std::chrono::duration<double>(t2 - t1).count());
-  std::printf("  budget 2 x tensors + 64 MiB    %9.1f MiB -> %s\n", budget, after_backward <= budget ? "within" : "OVER");
+  std::printf("  budget 2 x tensors + 64 MiB    %9.1f MiB -> %s\n", budget,
+              after_backward <= budget ? "within" : "OVER");
   std::printf("  mean support %.1f keys per query; checksum %g %g\n", nnz / static_cast<double>(n),
               static_cast<double>(o(0, 0, n - 1, 0)), static_cast<double>(g.dq(0, 0, n - 1, 0)));
   return after_backward <= budget ? 0 : 1;

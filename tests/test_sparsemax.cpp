@@ -6,3 +6,62 @@
 #include "row_map_checks.hpp"
 
 ENTMAX_ROW_MAP_TESTS(entmax_test::Map::sparsemax)
+
+namespace {
+
+// Rows reduced from a fuzz finding: one max, 100–300 copies of a score a little below it (some
+// rows also with near-ties one ulp below) and a Gaussian rest further down. The support is
+// deep (support·|τ| ≈ 10–90), so τ rounded to T alone leaves Σp up to support·ulp(τ)/2 off.
+template <class T>
+std::vector<T> deep_tie_row(std::mt19937_64& g, std::size_t n, std::size_t ties) {
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const double gap = static_cast<double>(1 + g() % 40) / 128.0;  // max − tied score
+  const T tie = static_cast<T>(1.0 - gap);
+  std::vector<T> z(n);
+  for (auto& v : z) v = static_cast<T>(static_cast<double>(tie) - 0.05 - 0.5 * std::fabs(nd(g)));
+  for (std::size_t i = 0; i < ties; ++i) z[i] = tie;
+  if (g() % 2 == 0)
+    for (std::size_t i = ties; i < ties + ties / 4; ++i) z[i] = std::nextafter(tie, T(0));
+  z[ties + ties / 2] = T(1);
+  std::shuffle(z.begin(), z.end(), g);
+  return z;
+}
+
+template <class T>
+void check_deep_ties(entmax_test::Map m) {
+  const long double eps = std::numeric_limits<T>::epsilon();
+  const long double tol = (sizeof(T) == 4 ? 4 : 16) * eps;
+  std::mt19937_64 g(Catch::rngSeed() + 31);
+  long double worst = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const std::size_t ties = 100 + g() % 201;
+    const std::size_t n = ties + ties / 2 + 1 + g() % (trial % 4 == 0 ? 4000 : 300);
+    const std::vector<T> z = deep_tie_row<T>(g, n, ties);
+    std::vector<T> p(n, T(-7));
+    const entmax::RowStats<T> s = entmax_test::forward<T>(m, z.data(), p.data(), n);
+    long double sum = 0;
+    std::size_t nonzero = 0;
+    for (T v : p) {
+      sum += v;
+      nonzero += v != T(0);
+    }
+    INFO(entmax_test::name(m) << " trial=" << trial << " n=" << n << " ties=" << ties << " support="
+                              << s.support << " tau=" << s.tau << " seed=" << Catch::rngSeed());
+    worst = std::max(worst, std::fabs(sum - 1) / eps);
+    CHECK(std::fabs(sum - 1) <= tol);
+    CHECK(s.support == nonzero);
+    std::vector<T> q = z;  // from_stats, in place: bitwise equal to the forward
+    entmax_test::from_stats<T>(m, q.data(), s, q.data(), n);
+    CHECK(std::memcmp(q.data(), p.data(), n * sizeof(T)) == 0);
+  }
+  INFO("worst |sum - 1| = " << static_cast<double>(worst) << " eps");
+  CHECK(worst <= tol / eps);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("sum within tolerance on rows with many ties just below the max (fuzz finding)", "[props]",
+                   float, double) {
+  check_deep_ties<TestType>(entmax_test::Map::sparsemax);
+  check_deep_ties<TestType>(entmax_test::Map::entmax15);
+}

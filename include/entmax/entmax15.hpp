@@ -1,6 +1,7 @@
 // 1.5-entmax on one row, exact: p_i = [(z_i − m)/2 − τ]_+², Σ p = 1.
 #pragma once
 
+#include <entmax/detail/accumulate.hpp>
 #include <entmax/detail/candidates.hpp>
 #include <entmax/detail/debug.hpp>
 #include <entmax/detail/entmax_backward.hpp>
@@ -11,27 +12,54 @@
 #include <entmax/error.hpp>
 #include <entmax/row_stats.hpp>
 
+#include <cmath>
 #include <cstddef>
+#include <limits>
+#include <type_traits>
 
 namespace entmax {
 
 namespace detail {
-// p = max((z − m)·½ − τ, 0)².
+// p = max((z − m)·½ − τ, 0)², one pass. With d the exact values, τ off by δ (≤ 1 ulp) moves Σp
+// by 2δ·Σd ≤ 2δ·√support (Σd² = 1); the output roundings add ≤ 1.5ε. When the first could
+// exceed 2ε (float) / 12ε (double), the same pass also sums p (detail::RowSum) and p is
+// renormalised in a second pass if Σp is more than 2ε / 4ε off. Everything depends on
+// (z, m, τ, support) only, so from_stats reproduces it bitwise.
 template <class T, class Arch>
-inline void entmax15_output(const T* z, T* p, std::size_t n, T m, T tau) {
+inline void entmax15_output(const T* z, T* p, std::size_t n, T m, T tau, std::size_t support) {
   using B = xsimd::batch<T, Arch>;
   constexpr std::size_t W = B::size;
+  constexpr bool is_float = std::is_same_v<T, float>;
+  constexpr double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
   const B mb(m), tb(tau), half(T(0.5)), zero(T(0));
   std::size_t i = 0;
+  if (!(2.0 * std::sqrt(static_cast<double>(support)) * ulp_at(tau) > (is_float ? 2.0 : 12.0) * eps)) {
+    for (; i + W <= n; i += W) {
+      const B d = xsimd::max((B::load_unaligned(z + i) - mb) * half - tb, zero);
+      (d * d).store_unaligned(p + i);
+    }
+    for (; i < n; ++i) {
+      T d = (z[i] - m) * T(0.5) - tau;
+      d = d > T(0) ? d : T(0);
+      p[i] = d * d;
+    }
+    return;
+  }
+  RowSum<T, Arch> sum;
   for (; i + W <= n; i += W) {
     const B d = xsimd::max((B::load_unaligned(z + i) - mb) * half - tb, zero);
-    (d * d).store_unaligned(p + i);
+    const B q = d * d;
+    q.store_unaligned(p + i);
+    sum.add(q);
   }
   for (; i < n; ++i) {
     T d = (z[i] - m) * T(0.5) - tau;
     d = d > T(0) ? d : T(0);
     p[i] = d * d;
+    sum.add(p[i]);
   }
+  const double s = sum.value();
+  if (std::fabs(s - 1.0) > (is_float ? 2.0 : 4.0) * eps && s > 0.0) scale_row<T, Arch>(p, n, 1.0 / s);
 }
 }  // namespace detail
 
@@ -41,7 +69,9 @@ inline void entmax15_output(const T* z, T* p, std::size_t n, T m, T tau) {
 /// @param p  n outputs; may alias z (in-place).
 /// @return   RowStats: max m, tau (shifted coordinates, in [−1, −1/√n]), support = non-zeros.
 /// Numerics: exact threshold (Newton from the left on the candidates above −1, closed-form
-/// finish certified on the support, sums in double-double, τ rounded to nearest T). −inf scores give
+/// finish certified on the support, sums in double-double, τ rounded to nearest T; on deep
+/// supports Σp is checked in the output pass and p renormalised if it is off by more than 2ε
+/// (float) / 4ε (double), see detail::entmax15_output). −inf scores give
 /// exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses a
 /// thread-local scratch buffer of n elements.
 template <class T, class Arch = xsimd::default_arch>
@@ -63,18 +93,19 @@ inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
   stats.max = scan.max;
   stats.tau = tau;
   stats.support = detail::count_above(buf, k, tau);
-  detail::entmax15_output<T, Arch>(z, p, n, scan.max, tau);
+  detail::entmax15_output<T, Arch>(z, p, n, scan.max, tau, stats.support);
   detail::debug_check_row("entmax::entmax15", p, n, stats, 1.5);
   return stats;
 }
 
 /// Rebuilds entmax15's output from its RowStats, bitwise equal to entmax15(): p_i =
-/// max((z_i − max)/2 − tau, 0)². p may alias z. support 0 gives zeros (NaN if max is NaN).
+/// max((z_i − max)/2 − tau, 0)², renormalised exactly as entmax15() does. p may alias z. support 0 gives
+/// zeros (NaN if max is NaN).
 template <class T, class Arch = xsimd::default_arch>
 inline void entmax15_from_stats(const T* z, const RowStats<T>& stats, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15_from_stats: T must be float or double");
   if (detail::special_from_stats<T, Arch>(stats, p, n)) return;
-  detail::entmax15_output<T, Arch>(z, p, n, stats.max, stats.tau);
+  detail::entmax15_output<T, Arch>(z, p, n, stats.max, stats.tau, stats.support);
 }
 
 /// Vector-Jacobian product of 1.5-entmax: u = √p, dz = u ⊙ dp − (⟨u, dp⟩/Σu)·u; dz = 0 where

@@ -1,6 +1,7 @@
 // Sparsemax on one row (α = 2): the Euclidean projection of z onto the simplex, exact.
 #pragma once
 
+#include <entmax/detail/accumulate.hpp>
 #include <entmax/detail/candidates.hpp>
 #include <entmax/detail/debug.hpp>
 #include <entmax/detail/entmax_backward.hpp>
@@ -11,23 +12,48 @@
 #include <entmax/error.hpp>
 #include <entmax/row_stats.hpp>
 
+#include <cmath>
 #include <cstddef>
+#include <limits>
+#include <type_traits>
 
 namespace entmax {
 
 namespace detail {
-// p = max((z − m) − τ, 0).
+// p = max((z − m) − τ, 0), one pass. Σp − 1 = support·(τ* − τ) up to the output roundings
+// (≤ ε/2), so τ rounded to T (≤ 1 ulp away) can leave Σp support·ulp(τ) off. When that could
+// exceed 3ε (float) / 12ε (double), the same pass also sums p (detail::RowSum) and p is
+// renormalised in a second pass if Σp is more than 2ε / 4ε off. Everything depends on
+// (z, m, τ, support) only, so from_stats reproduces it bitwise.
 template <class T, class Arch>
-inline void sparsemax_output(const T* z, T* p, std::size_t n, T m, T tau) {
+inline void sparsemax_output(const T* z, T* p, std::size_t n, T m, T tau, std::size_t support) {
   using B = xsimd::batch<T, Arch>;
   constexpr std::size_t W = B::size;
+  constexpr bool is_float = std::is_same_v<T, float>;
+  constexpr double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
   const B mb(m), tb(tau), zero(T(0));
   std::size_t i = 0;
-  for (; i + W <= n; i += W) xsimd::max((B::load_unaligned(z + i) - mb) - tb, zero).store_unaligned(p + i);
+  if (!(static_cast<double>(support) * ulp_at(tau) > (is_float ? 3.0 : 12.0) * eps)) {
+    for (; i + W <= n; i += W) xsimd::max((B::load_unaligned(z + i) - mb) - tb, zero).store_unaligned(p + i);
+    for (; i < n; ++i) {
+      const T d = (z[i] - m) - tau;
+      p[i] = d > T(0) ? d : T(0);
+    }
+    return;
+  }
+  RowSum<T, Arch> sum;
+  for (; i + W <= n; i += W) {
+    const B d = xsimd::max((B::load_unaligned(z + i) - mb) - tb, zero);
+    d.store_unaligned(p + i);
+    sum.add(d);
+  }
   for (; i < n; ++i) {
     const T d = (z[i] - m) - tau;
     p[i] = d > T(0) ? d : T(0);
+    sum.add(p[i]);
   }
+  const double s = sum.value();
+  if (std::fabs(s - 1.0) > (is_float ? 2.0 : 4.0) * eps && s > 0.0) scale_row<T, Arch>(p, n, 1.0 / s);
 }
 }  // namespace detail
 
@@ -37,8 +63,10 @@ inline void sparsemax_output(const T* z, T* p, std::size_t n, T m, T tau) {
 /// @param p  n outputs; may alias z (in-place).
 /// @return   RowStats: max m, tau (shifted coordinates, in [−1, −1/n]), support = non-zeros.
 /// Numerics: exact threshold (Michelot on the candidates above −1, sums in double-double, τ rounded to
-/// nearest T). −inf scores give exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a
-/// NaN row. Uses a thread-local scratch buffer of n elements.
+/// nearest T; when support·|τ| is large, Σp is checked in the output pass and p renormalised if it
+/// is off by more than 2ε (float) / 4ε (double), see detail::sparsemax_output). −inf scores give exactly 0;
+/// all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses a thread-local scratch buffer of n
+/// elements.
 template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax: T must be float or double");
@@ -56,18 +84,19 @@ inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   stats.max = scan.max;
   stats.tau = tau;
   stats.support = detail::count_above(buf, k, tau);
-  detail::sparsemax_output<T, Arch>(z, p, n, scan.max, tau);
+  detail::sparsemax_output<T, Arch>(z, p, n, scan.max, tau, stats.support);
   detail::debug_check_row("entmax::sparsemax", p, n, stats, 2.0);
   return stats;
 }
 
 /// Rebuilds sparsemax's output from its RowStats, bitwise equal to sparsemax(): p_i =
-/// max((z_i − max) − tau, 0). p may alias z. support 0 gives zeros (NaN if stats.max is NaN).
+/// max((z_i − max) − tau, 0), renormalised exactly as sparsemax() does. p may alias z. support 0 gives zeros
+/// (NaN if stats.max is NaN).
 template <class T, class Arch = xsimd::default_arch>
 inline void sparsemax_from_stats(const T* z, const RowStats<T>& stats, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax_from_stats: T must be float or double");
   if (detail::special_from_stats<T, Arch>(stats, p, n)) return;
-  detail::sparsemax_output<T, Arch>(z, p, n, stats.max, stats.tau);
+  detail::sparsemax_output<T, Arch>(z, p, n, stats.max, stats.tau, stats.support);
 }
 
 /// Vector-Jacobian product of sparsemax: on the support S = {p > 0}, dz = dp − mean_S(dp);

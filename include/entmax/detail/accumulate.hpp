@@ -4,7 +4,9 @@
 
 #include <entmax/detail/simd.hpp>
 
+#include <cmath>
 #include <cstddef>
+#include <limits>
 #include <type_traits>
 
 namespace entmax::detail {
@@ -177,6 +179,65 @@ inline void add_to_double(xsimd::batch<double, A>& acc, const xsimd::batch<float
 template <class A>
 inline void add_to_double(xsimd::batch<double, A>& acc, const xsimd::batch<double, A>& x) {
   acc = acc + x;
+}
+
+/// Σ of T batches and scalars of a row pass: double lanes for float (exact for float values of
+/// one row up to about 2^29 terms of similar size), double-double lanes for double.
+template <class T, class Arch>
+struct RowSum {
+  using BD = xsimd::batch<double, Arch>;
+  BD hi = BD(0.0), lo = BD(0.0);
+  CompensatedSum tail;
+  void add(const xsimd::batch<T, Arch>& x) {
+    if constexpr (std::is_same_v<T, float>) {
+      add_to_double(hi, x);
+    } else {
+      BD s, e;
+      two_sum(hi, x, s, e);
+      hi = s;
+      lo = lo + e;
+    }
+  }
+  void add(T x) { tail.add(static_cast<double>(x)); }
+  double value() const {
+    alignas(64) double h[BD::size], l[BD::size];
+    hi.store_aligned(h);
+    lo.store_aligned(l);
+    CompensatedSum s = tail;
+    for (std::size_t j = 0; j < BD::size; ++j) {
+      s.add(h[j]);
+      s.add(l[j]);
+    }
+    return s.value();
+  }
+};
+
+/// p[0, n) ← p·c, the product taken in double and rounded once to T.
+template <class T, class Arch>
+inline void scale_row(T* p, std::size_t n, double c) {
+  using B = xsimd::batch<T, Arch>;
+  using BD = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    const BD cb(c);
+    for (; i + W <= n; i += W) {
+      BD l, h;
+      split_to_double(B::load_unaligned(p + i), l, h);
+      join_to_float(l * cb, h * cb).store_unaligned(p + i);
+    }
+  } else {
+    const B cb(c);
+    for (; i + W <= n; i += W) (B::load_unaligned(p + i) * cb).store_unaligned(p + i);
+  }
+  for (; i < n; ++i) p[i] = static_cast<T>(static_cast<double>(p[i]) * c);
+}
+
+/// The spacing of T at |t| (ulp), as a double.
+template <class T>
+inline double ulp_at(T t) {
+  const T a = t < T(0) ? -t : t;
+  return static_cast<double>(std::nextafter(a, std::numeric_limits<T>::infinity())) - static_cast<double>(a);
 }
 
 }  // namespace entmax::detail

@@ -176,7 +176,9 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, RowSca
   std::size_t chunk = 8 * W;  // a short first chunk: the bound tightens early
   bool dense = false;
   auto raise_bound = [&](double cand) {
-    if (cand > bound) {
+    // Only finite bounds: a mean of scores near the largest finite value can overflow to +inf
+    // (then th would be NaN or +inf and every candidate would be dropped).
+    if (cand > bound && cand < std::numeric_limits<double>::infinity()) {
       bound = cand;
       // The margin (16 ε relative) exceeds the rounding to T, so th < cand stays a bound.
       th = static_cast<T>(cand - tol * (std::fabs(cand) + 1.0));
@@ -204,7 +206,7 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, RowSca
         const double before = bound;
         if (k > 0) {
           const double kd = static_cast<double>(k);
-          raise_bound(sum / kd - Bound::slack(kd));
+          raise_bound(t0 + sd / kd - Bound::slack(kd));  // the mean, without forming Σz
           if (std::isfinite(sd2) && sd > 0.0) raise_bound(Bound::newton(t0, kd, sd, sd2));
         }
         if (!dropped || !(bound > before)) break;

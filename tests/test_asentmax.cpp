@@ -523,3 +523,54 @@ TEMPLATE_TEST_CASE("asentmax Jacobian: symmetric, rows sum to zero, constant dp 
     }
   }
 }
+
+TEMPLATE_TEST_CASE("asentmax shifts by the row max before scaling: huge finite scores stay valid",
+                   "[asentmax][overflow]", float, double) {
+  using T = TestType;
+  const T big = std::numeric_limits<T>::max();
+  const T ninf = -std::numeric_limits<T>::infinity();
+  // gamma = 0: s = delta + beta = 1496, so s · z overflows for |z| > max / 1496.
+  const T beta = T(1495), gamma = T(0), delta = T(1);
+  for (T alpha : {T(1.5), T(1.25), T(2)}) {
+    INFO("alpha = " << alpha);
+    T z1 = T(-3.58e37), p1 = T(-1);
+    entmax::asentmax(&z1, &p1, 1, alpha, beta, gamma, delta, 2);
+    CHECK(p1 == T(1));
+
+    std::vector<T> z{big, -big, T(0)}, p(3, T(-1));
+    const auto st = entmax::asentmax(z.data(), p.data(), 3, alpha, beta, gamma, delta, 2);
+    CHECK(p[0] == T(1));
+    CHECK(p[1] == T(0));
+    CHECK(p[2] == T(0));
+    CHECK(st.support == 1);
+    CHECK(st.max == T(0));  // stats of the shifted scaled row s · (z − max z)
+
+    // A tie at the largest value: 1/2 each; the gradient is finite, ds = ⟨g, z − max z⟩ = 0.
+    z = {big, big, -big};
+    entmax::asentmax(z.data(), p.data(), 3, alpha, beta, gamma, delta, 2);
+    CHECK(std::fabs(static_cast<double>(p[0]) - 0.5) <= 2 * eps<T>());
+    CHECK(std::fabs(static_cast<double>(p[1]) - 0.5) <= 2 * eps<T>());
+    CHECK(p[2] == T(0));
+    const std::vector<T> dp{T(1), T(0), T(0)};
+    std::vector<T> dz(3, T(-7));
+    const auto g =
+        entmax::asentmax_backward(z.data(), p.data(), dp.data(), dz.data(), 3, alpha, beta, gamma, delta, 2);
+    CHECK(std::isfinite(g.ds));
+    CHECK(std::fabs(static_cast<double>(g.ds)) <= 1e-6);
+    CHECK(std::isfinite(dz[0]));
+    CHECK(dz[0] > T(0));
+    CHECK(std::fabs(static_cast<double>(dz[0] + dz[1])) <= 4 * eps<T>() * static_cast<double>(dz[0]));
+    CHECK(dz[2] == T(0));
+
+    // Masked entries and special rows keep their meaning.
+    z = {ninf, big, ninf};
+    entmax::asentmax(z.data(), p.data(), 3, alpha, beta, gamma, delta, 2);
+    CHECK(p == std::vector<T>{T(0), T(1), T(0)});
+    z = {ninf, ninf, ninf};
+    entmax::asentmax(z.data(), p.data(), 3, alpha, beta, gamma, delta, 2);
+    CHECK(p == std::vector<T>{T(0), T(0), T(0)});
+    z = {big, std::numeric_limits<T>::quiet_NaN(), -big};
+    entmax::asentmax(z.data(), p.data(), 3, alpha, beta, gamma, delta, 2);
+    for (T v : p) CHECK(std::isnan(v));
+  }
+}

@@ -122,3 +122,34 @@ TEST_CASE("sum_rows_per_head handles partial blocks and rejects zero extents", "
   CHECK_THROWS_AS(entmax::sum_rows_per_head(v.data(), v.size(), 0, 2, out.data()), std::invalid_argument);
   CHECK_NOTHROW(entmax::sum_rows_per_head(v.data(), 0, 0, 0, out.data()));
 }
+
+TEMPLATE_TEST_CASE("row_scaled_forward/backward shift by the row max: huge finite scores stay valid",
+                   "[row_scaled][overflow]", float, double) {
+  using T = TestType;
+  const T big = std::numeric_limits<T>::max();
+  const std::vector<T> scales{T(1496), T(1496)};
+  std::vector<T> dscales(2, T(-9));
+  const entmax::PerRowScale<T, entmax::Entmax15> pol(entmax::Entmax15{}, scales.data(), dscales.data());
+  T z1 = T(-3.58e37), p1 = T(-1);
+  entmax::row_scaled_forward(pol, 0, 2, &z1, &p1, 1);
+  CHECK(p1 == T(1));
+  std::vector<T> z{big, -big, T(0), big}, p(4, T(-1));
+  const auto st = entmax::row_scaled_forward(pol, 1, 5, z.data(), p.data(), 4);
+  CHECK(std::fabs(static_cast<double>(p[0]) - 0.5) <= 2.0 * std::numeric_limits<T>::epsilon());
+  CHECK(std::fabs(static_cast<double>(p[3]) - 0.5) <= 2.0 * std::numeric_limits<T>::epsilon());
+  CHECK(p[1] == T(0));
+  CHECK(p[2] == T(0));
+  CHECK(st.max == T(0));
+  CHECK(st.support == 2);
+  const std::vector<T> dp{T(0), T(3), T(5), T(1)};
+  std::vector<T> dz(4, T(-7));
+  const T ds = entmax::row_scaled_backward(pol, 1, 5, z.data(), p.data(), dp.data(), dz.data(), 4);
+  // Only the tie is in the support and dp is 0 and 1 there: g = (−w, 0, 0, w), ⟨g, z − max z⟩ = 0.
+  CHECK(std::isfinite(ds));
+  CHECK(std::fabs(static_cast<double>(ds)) <= 1e-6);
+  CHECK(dscales[1] == ds);
+  for (T v : dz) CHECK(std::isfinite(v));
+  CHECK(dz[1] == T(0));
+  CHECK(dz[2] == T(0));
+  CHECK(dz[3] > T(0));
+}

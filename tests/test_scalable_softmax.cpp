@@ -252,3 +252,35 @@ TEMPLATE_TEST_CASE("ScalableSoftmax policy: global and per-head s, per-row sinks
   CHECK_THROWS_AS(entmax::ScalableSoftmax<T>::per_head(bad.data(), 2, 4), std::domain_error);
   CHECK_THROWS_AS(entmax::ScalableSoftmax<T>::per_head(hs.data(), 0, 4), std::invalid_argument);
 }
+
+TEMPLATE_TEST_CASE("scalable_softmax shifts by the row max before scaling: huge finite scores stay valid",
+                   "[scalable_softmax][overflow]", float, double) {
+  using T = TestType;
+  const T big = std::numeric_limits<T>::max();
+  const T s = T(4);
+  const std::size_t npos = 1000;
+  const double c = 4.0 * std::log(1000.0);
+  std::vector<T> z{big, -big, T(0)}, p(3, T(-1));
+  const auto st = entmax::scalable_softmax(z.data(), p.data(), 3, s, npos);
+  CHECK(p == std::vector<T>{T(1), T(0), T(0)});
+  CHECK(st.max == T(0));  // stats of the shifted scaled row c · (z − max z)
+
+  z = {T(1e30), T(-1e30), T(1e30), T(0)};
+  p.assign(4, T(-1));
+  entmax::scalable_softmax(z.data(), p.data(), 4, s, npos);
+  CHECK(p[0] == T(0.5));
+  CHECK(p[1] == T(0));
+  CHECK(p[2] == T(0.5));
+  CHECK(p[3] == T(0));
+  // g = p ⊙ (dp − ⟨p, dp⟩) = (1/4, 0, −1/4, 0); dL/dc = ⟨g, z⟩ = 0 exactly in the shifted form.
+  const std::vector<T> dp{T(1), T(0), T(0), T(0)};
+  std::vector<T> dz(4, T(-7));
+  const auto g = entmax::scalable_softmax_backward(z.data(), p.data(), dp.data(), dz.data(), 4, s, npos);
+  CHECK(g.dscale == T(0));
+  CHECK(g.ds == T(0));
+  const double tol = 8.0 * static_cast<double>(std::numeric_limits<T>::epsilon()) * c;
+  CHECK(std::fabs(static_cast<double>(dz[0]) - 0.25 * c) <= tol);
+  CHECK(dz[1] == T(0));
+  CHECK(std::fabs(static_cast<double>(dz[2]) + 0.25 * c) <= tol);
+  CHECK(dz[3] == T(0));
+}

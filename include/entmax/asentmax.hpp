@@ -95,7 +95,11 @@ ASEntmaxScaleGrad<T> asentmax_scale_grad(T beta, T gamma, T delta, std::size_t n
 
 /// ASEntmax forward on one row: p = α-entmax(s · z), s = δ + β · log(npos)^γ.
 /// α == 1.5 uses the exact entmax15 kernel, any other α > 1 entmax_bisect.
-/// Returns the RowStats of the scaled row s·z (max and tau refer to s·z).
+/// Evaluated as α-entmax(s · (z − max z)), the same map (shift invariance), so s · z never
+/// overflows for huge finite scores; entries more than the largest finite value below max z
+/// become −inf, whose exact output is 0 anyway.
+/// Returns the RowStats of that shifted scaled row s·(z − max z): max = 0 for a valid row
+/// (−inf for an all −inf row), tau in the same shifted units, support as usual.
 /// z and p may alias. Checks (before any write): α finite and > 1 (domain_error), the checks of
 /// asentmax_scale. n = 0 is a no-op. −inf scores get p = 0 exactly; an all −inf row gives
 /// p = 0; NaN or +inf in z gives a NaN row.
@@ -105,7 +109,7 @@ RowStats<T> asentmax(const T* z, T* p, std::size_t n, T alpha, T beta, T gamma, 
   detail::check_alpha("asentmax", alpha);
   const T s = static_cast<T>(detail::checked_asentmax_scale("asentmax", beta, gamma, delta, npos));
   if (n == 0) return {-std::numeric_limits<T>::infinity(), T(0), 0};
-  for (std::size_t i = 0; i < n; ++i) p[i] = s * z[i];
+  detail::scale_shifted_row(z, p, n, s);
   if (alpha == T(1.5)) return entmax15(static_cast<const T*>(p), p, n);
   return entmax_bisect(static_cast<const T*>(p), p, n, alpha);
 }
@@ -113,9 +117,10 @@ RowStats<T> asentmax(const T* z, T* p, std::size_t n, T alpha, T beta, T gamma, 
 /// ASEntmax backward on one row. Given the UNSCALED scores z, p = asentmax(z, …) and dp = dL/dp,
 /// writes dz = dL/dz = s · J_α(p)ᵀ dp and returns dβ, dγ, dδ and ds = ⟨J_α(p)ᵀ dp, z⟩.
 /// The dot product skips masked entries (z = −inf: their gradient is 0 and 0·(−inf) is NaN) and
-/// accumulates in double. dz may alias dp, not z or p. Same checks as asentmax. A fully
-/// masked row gives dz = 0 and zero parameter gradients. For a learnable α, dL/dα at fixed
-/// scaled scores is entmax_alpha_grad(p, dp, n, alpha) (entmax_bisect.hpp); s does not enter it.
+/// accumulates in double; it is formed as ⟨J_α(p)ᵀ dp, z − max z⟩, equal because the gradient
+/// sums to 0, and free of the overflow and cancellation of huge finite z. dz may alias dp, not z or p. Same
+/// checks as asentmax. A fully masked row gives dz = 0 and zero parameter gradients. For a learnable α, dL/dα
+/// at fixed scaled scores is entmax_alpha_grad(p, dp, n, alpha) (entmax_bisect.hpp); s does not enter it.
 template <class T>
 ASEntmaxGrad<T> asentmax_backward(const T* z, const T* p, const T* dp, T* dz, std::size_t n, T alpha, T beta,
                                   T gamma, T delta, std::size_t npos) {
@@ -128,7 +133,7 @@ ASEntmaxGrad<T> asentmax_backward(const T* z, const T* p, const T* dp, T* dz, st
   } else {
     entmax_bisect_backward(p, dp, dz, n, alpha);
   }
-  const T ds = masked_dot_then_scale(dz, z, n, s);
+  const T ds = detail::shifted_dot_then_scale(dz, z, n, s);
   const ASEntmaxScaleGrad<T> g = detail::asentmax_scale_partials<T>(beta, gamma, npos);
   return {ds * g.ds_dbeta, ds * g.ds_dgamma, ds * g.ds_ddelta, ds};
 }

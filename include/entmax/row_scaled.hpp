@@ -4,6 +4,7 @@
 
 #include <entmax/config.hpp>
 #include <entmax/detail/accumulate.hpp>
+#include <entmax/detail/row.hpp>
 #include <entmax/detail/simd.hpp>
 #include <entmax/error.hpp>
 #include <entmax/row_stats.hpp>
@@ -40,10 +41,11 @@ namespace entmax {
 //   are the caller's responsibility (a non-finite or non-positive scale gives a NaN row).
 //
 // The chain rule the consumer implements (row_scaled_forward/backward below do exactly this):
-//   forward:  p = base(s · z)
-//   backward: g = J_base(p)ᵀ dp,  dz = s · g,  ds = ⟨g, z⟩ over the entries with z ≠ −inf,
-//             then r.scale_backward(row, npos, ds).
-// Masked entries (z = −inf) have g = 0; they are skipped in ⟨g, z⟩ because 0 · (−inf) is NaN.
+//   forward:  p = base(s · z), evaluated as base(s · (z − max z)) (same map: the base is shift
+//             invariant) so that s · z cannot overflow for huge finite scores;
+//   backward: g = J_base(p)ᵀ dp,  dz = s · g,  ds = ⟨g, z⟩ = ⟨g, z − max z⟩ (Σ g = 0) over the
+//             entries with z ≠ −inf, then r.scale_backward(row, npos, ds).
+// Masked entries (z = −inf) have g = 0; they are skipped in the dot because 0 · (−inf) is NaN.
 
 namespace detail {
 template <class R, class = void>
@@ -61,6 +63,15 @@ inline constexpr bool is_row_scaled_v = is_row_scaled<N>::value;
 
 namespace detail {
 
+// Kept out of line: inlined into callers whose n is a container size, GCC 12 reports a
+// -Waggressive-loop-optimizations false positive (an impossible 2^61-iteration path) in the
+// row scan.
+#if defined(__GNUC__)
+#define ENTMAX_ROW_SCALED_NOINLINE __attribute__((noinline))
+#else
+#define ENTMAX_ROW_SCALED_NOINLINE
+#endif
+
 /// x[0, n) = 0. GCC 12 sees callers' npos = i + 2 wrap around on an impossible path and reports
 /// a huge memset here (a -Wstringop-overflow false positive); the loop writes exactly n elements.
 template <class T>
@@ -75,18 +86,23 @@ inline void zero_fill(T* x, std::size_t n) {
 #endif
 }
 
-/// Σ g_i z_i over the entries with z_i ≠ −inf, in double; if `out` is non-null, also
-/// out_i = scale · g_i in the same pass (out may be g itself). float lanes are widened to
-/// double before the product, which is then exact. NaN or +inf in z propagates.
+/// Σ g_i d_i with d_i = z_i − shift over the entries with d_i ≠ −inf, in double; if `out` is
+/// non-null, also out_i = scale · g_i in the same pass (out may be g itself). float lanes are
+/// widened to double before the difference and the product (no overflow; the product is exact).
+/// shift must be finite (0: the plain masked dot). d_i = −inf means z_i = −inf (masked) or, for
+/// double, z_i more than DBL_MAX below the shift (then p_i = 0 and g_i = 0 for every base map);
+/// both are skipped. NaN or +inf in z propagates.
 template <class Arch, class T>
-double masked_dot_scale(const T* g, const T* z, std::size_t n, T* out, T scale) {
+double masked_dot_scale(const T* g, const T* z, std::size_t n, T* out, T scale, T shift) {
   using bd = xsimd::batch<double, Arch>;
   using bt = xsimd::batch<T, Arch>;
   constexpr std::size_t W = bt::size;
   const bd ninf(-std::numeric_limits<double>::infinity());
   const bd zero(0.0);
   const bt s(scale);
-  // One vector of W elements into two double accumulators. The mask is z == −inf (ordered
+  const bd shd(static_cast<double>(shift));
+  const bt sht(shift);
+  // One vector of W elements into two double accumulators. The mask is d == −inf (ordered
   // compare, false for NaN) so that NaN lanes are kept.
   auto step = [&](std::size_t k, bd& a, bd& b) {
     const bt gv = bt::load_unaligned(g + k);
@@ -95,11 +111,16 @@ double masked_dot_scale(const T* g, const T* z, std::size_t n, T* out, T scale) 
       bd glo, ghi, zlo, zhi;
       split_to_double(gv, glo, ghi);
       split_to_double(zv, zlo, zhi);
+      zlo -= shd;
+      zhi -= shd;
       a += xsimd::select(zlo == ninf, zero, glo * zlo);
       b += xsimd::select(zhi == ninf, zero, ghi * zhi);
+      (void)sht;
     } else {
-      a += xsimd::select(zv == ninf, zero, gv * zv);
+      const bt dv = zv - sht;
+      a += xsimd::select(dv == ninf, zero, gv * dv);
       (void)b;
+      (void)shd;
     }
     if (out) (gv * s).store_unaligned(out + k);
   };
@@ -115,11 +136,50 @@ double masked_dot_scale(const T* g, const T* z, std::size_t n, T* out, T scale) 
   }
   double tail = 0;
   for (; i < n; ++i) {
-    if (z[i] != -std::numeric_limits<T>::infinity())
-      tail += static_cast<double>(g[i]) * static_cast<double>(z[i]);
+    const double d = std::is_same_v<T, float> ? static_cast<double>(z[i]) - static_cast<double>(shift)
+                                              : static_cast<double>(z[i] - shift);
+    if (d != -std::numeric_limits<double>::infinity()) tail += static_cast<double>(g[i]) * d;
     if (out) out[i] = scale * g[i];
   }
   return reduce_add((acc0 + acc1) + (acc2 + acc3)) + tail;
+}
+
+/// The shift used by the scaled-row helpers: max z when the row has a finite max and no NaN or
+/// +inf, else 0 (an all −inf row, or a row whose output is NaN anyway, is left unshifted so
+/// that −inf, NaN and +inf keep their meaning).
+template <class T, class Arch = xsimd::default_arch>
+T scaled_row_shift(const T* z, std::size_t n) {
+  const RowScan<T> sc = scan_row<T, Arch>(z, n);
+  return (sc.invalid || sc.max == -std::numeric_limits<T>::infinity()) ? T(0) : sc.max;
+}
+
+/// p_i = s · (z_i − m), m = scaled_row_shift(z, n); the input of base(s · z) without the overflow
+/// of s · z for huge finite scores (base is shift invariant). Entries more than the largest
+/// finite T below m become −inf: their exact output is 0 for softmax and every entmax, whose
+/// support lies within 1/(α−1) of the max of the scaled row (softmax: exp(−huge) = 0). An all
+/// −inf row stays −inf (s·z, so a NaN or non-positive s still gives a NaN row); NaN/+inf rows
+/// stay NaN/+inf (s·z), hence NaN rows.
+/// z and p may alias. Returns the shift m.
+template <class T, class Arch = xsimd::default_arch>
+ENTMAX_ROW_SCALED_NOINLINE T scale_shifted_row(const T* z, T* p, std::size_t n, T s) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const T m = scaled_row_shift<T, Arch>(z, n);
+  const B mv(m), sv(s);
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) (sv * (B::load_unaligned(z + i) - mv)).store_unaligned(p + i);
+  for (; i < n; ++i) p[i] = s * (z[i] - m);
+  return m;
+}
+
+/// ds = ⟨g, z⟩ over the unmasked entries, computed as ⟨g, z − m⟩ with m = scaled_row_shift(z):
+/// equal in exact arithmetic because Σ g = 0 (the base map is shift invariant), but the shifted
+/// form neither overflows (double z near ±DBL_MAX) nor loses the rounding error m · Σ g of the
+/// computed g. Also writes g ← s · g in the same pass. g must not alias z.
+template <class T, class Arch = xsimd::default_arch>
+T shifted_dot_then_scale(T* g, const T* z, std::size_t n, T s) {
+  const T m = scaled_row_shift<T, Arch>(z, n);
+  return static_cast<T>(masked_dot_scale<Arch>(static_cast<const T*>(g), z, n, g, s, m));
 }
 
 }  // namespace detail
@@ -130,7 +190,7 @@ double masked_dot_scale(const T* g, const T* z, std::size_t n, T* out, T scale) 
 template <class T, class Arch = xsimd::default_arch>
 T masked_dot(const T* g, const T* z, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::masked_dot: T must be float or double");
-  return static_cast<T>(detail::masked_dot_scale<Arch>(g, z, n, static_cast<T*>(nullptr), T(1)));
+  return static_cast<T>(detail::masked_dot_scale<Arch>(g, z, n, static_cast<T*>(nullptr), T(1), T(0)));
 }
 
 /// Returns ⟨g, z⟩ over the unmasked entries (as masked_dot) and scales g ← s · g in the same
@@ -138,12 +198,15 @@ T masked_dot(const T* g, const T* z, std::size_t n) {
 template <class T, class Arch = xsimd::default_arch>
 T masked_dot_then_scale(T* g, const T* z, std::size_t n, T s) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::masked_dot_then_scale: T must be float or double");
-  return static_cast<T>(detail::masked_dot_scale<Arch>(static_cast<const T*>(g), z, n, g, s));
+  return static_cast<T>(detail::masked_dot_scale<Arch>(static_cast<const T*>(g), z, n, g, s, T(0)));
 }
 
-/// Forward of a row-scaled normalizer on one row: p = r.base()(s · z) with s = r.scale(row, npos).
-/// Returns the base map's RowStats of the scaled row (max and tau refer to s · z).
-/// z and p may alias (the scaled row is written into p, then normalized in place).
+/// Forward of a row-scaled normalizer on one row: p = r.base()(s · z) with s = r.scale(row, npos),
+/// evaluated as r.base()(s · (z − max z)) (the same map; no overflow of s · z for huge finite z).
+/// Returns the base map's RowStats of that SHIFTED scaled row: max is 0 for a valid row (−inf for
+/// an all −inf row, NaN-row stats for NaN/+inf), tau is the threshold in s · (z − max z) units
+/// (tau of s · z minus s · max z), support is unchanged. Pass the shifted row to from_stats.
+/// z and p may alias (the shifted scaled row is written into p, then normalized in place).
 /// A row with npos < 2 is treated as fully masked: p = 0, stats {−inf, 0, 0}.
 template <class R, class T>
 RowStats<T> row_scaled_forward(const R& r, std::size_t row, std::size_t npos, const T* z, T* p,
@@ -156,13 +219,15 @@ RowStats<T> row_scaled_forward(const R& r, std::size_t row, std::size_t npos, co
     return {-std::numeric_limits<T>::infinity(), T(0), 0};
   }
   const T s = r.scale(row, npos);
-  for (std::size_t i = 0; i < n; ++i) p[i] = s * z[i];
+  detail::scale_shifted_row(z, p, n, s);
   return r.base().forward(static_cast<const T*>(p), p, n);
 }
 
 /// Backward of a row-scaled normalizer on one row. Given the unscaled scores z, p = forward's
 /// output and dp = dL/dp, writes dz = dL/dz = s · J_base(p)ᵀ dp, calls r.scale_backward(row,
-/// npos, ds) and returns ds = dL/ds = ⟨J_base(p)ᵀ dp, z⟩ (masked entries skipped, double sums).
+/// npos, ds) and returns ds = dL/ds = ⟨J_base(p)ᵀ dp, z⟩ (masked entries skipped, double sums),
+/// computed as ⟨J_base(p)ᵀ dp, z − max z⟩ (see detail::shifted_dot_then_scale: equal since the
+/// gradient sums to 0, and free of the overflow and cancellation of huge finite z).
 /// dz may alias dp but not z or p. A row with npos < 2 gives dz = 0 and ds = 0.
 template <class R, class T>
 T row_scaled_backward(const R& r, std::size_t row, std::size_t npos, const T* z, const T* p, const T* dp,
@@ -178,7 +243,7 @@ T row_scaled_backward(const R& r, std::size_t row, std::size_t npos, const T* z,
   T ds = T(0);
   if (n != 0) {
     r.base().backward(p, dp, dz, n);
-    ds = masked_dot_then_scale(dz, z, n, s);
+    ds = detail::shifted_dot_then_scale(dz, z, n, s);
   }
   r.scale_backward(row, npos, ds);
   return ds;

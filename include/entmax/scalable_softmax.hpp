@@ -44,7 +44,9 @@ T checked_ssmax_scale(const char* fn, T s, std::size_t npos) {
 
 /// Scalable softmax forward on one row: p = softmax(c · z), c = s · log(npos), npos = visible
 /// keys + 1 (the convention of ASEntmax; causal query i: npos = i + 2).
-/// Returns softmax's RowStats of the scaled row c·z. z and p may alias.
+/// Evaluated as softmax(c · (z − max z)), the same map, so c · z never overflows for huge finite
+/// scores. Returns softmax's RowStats of that shifted scaled row c·(z − max z): max = 0 for a
+/// valid row (−inf for an all −inf row), tau in the same units. z and p may alias.
 /// Checks (before any write): s finite and > 0, c finite and > 0 (std::domain_error); npos >= 2
 /// (std::invalid_argument). n = 0 is a no-op. −inf scores get p = 0; an all −inf row gives 0;
 /// NaN or +inf gives a NaN row.
@@ -53,13 +55,15 @@ RowStats<T> scalable_softmax(const T* z, T* p, std::size_t n, T s, std::size_t n
   static_assert(detail::is_supported_scalar_v<T>, "entmax::scalable_softmax: T must be float or double");
   const T c = detail::checked_ssmax_scale("scalable_softmax", s, npos);
   if (n == 0) return {-std::numeric_limits<T>::infinity(), T(0), 0};
-  for (std::size_t i = 0; i < n; ++i) p[i] = c * z[i];
+  detail::scale_shifted_row(z, p, n, c);
   return softmax(static_cast<const T*>(p), p, n);
 }
 
 /// Scalable softmax backward on one row. Given the UNSCALED scores z, p = scalable_softmax(z, …)
 /// and dp = dL/dp: writes dz = c · J(p)ᵀ dp and returns dL/ds and dL/dc, where
-/// dL/dc = ⟨J(p)ᵀ dp, z⟩ over the unmasked entries (double accumulation; 0·(−inf) never formed).
+/// dL/dc = ⟨J(p)ᵀ dp, z⟩ over the unmasked entries (double accumulation; 0·(−inf) never formed),
+/// computed as ⟨J(p)ᵀ dp, z − max z⟩: equal since the gradient sums to 0, without the overflow
+/// and cancellation of huge finite z.
 /// dz may alias dp, not z or p. Same checks as scalable_softmax.
 template <class T>
 ScalableSoftmaxGrad<T> scalable_softmax_backward(const T* z, const T* p, const T* dp, T* dz, std::size_t n,
@@ -69,7 +73,7 @@ ScalableSoftmaxGrad<T> scalable_softmax_backward(const T* z, const T* p, const T
   const T c = detail::checked_ssmax_scale("scalable_softmax_backward", s, npos);
   if (n == 0) return {T(0), T(0)};
   softmax_backward(p, dp, dz, n);
-  const T dc = masked_dot_then_scale(dz, z, n, c);
+  const T dc = detail::shifted_dot_then_scale(dz, z, n, c);
   return {static_cast<T>(static_cast<double>(dc) * std::log(static_cast<double>(npos))), dc};
 }
 

@@ -33,7 +33,8 @@ inline void entmax15_output(const T* z, T* p, std::size_t n, T m, T tau, std::si
   constexpr double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
   const B mb(m), tb(tau), half(T(0.5)), zero(T(0));
   std::size_t i = 0;
-  if (!(2.0 * std::sqrt(static_cast<double>(support)) * ulp_at(tau) > (is_float ? 2.0 : 12.0) * eps)) {
+  const double u = ulp_at(tau), c = (is_float ? 1.0 : 6.0) * eps;  // 2√k·u > 2c ⇔ k·u² > c²
+  if (!(static_cast<double>(support) * u * u > c * c)) {
     for (; i + W <= n; i += W) {
       const B d = xsimd::max((B::load_unaligned(z + i) - mb) * half - tb, zero);
       (d * d).store_unaligned(p + i);

@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -200,15 +202,19 @@ struct RowSum {
   }
   void add(T x) { tail.add(static_cast<double>(x)); }
   double value() const {
-    alignas(64) double h[BD::size], l[BD::size];
-    hi.store_aligned(h);
-    lo.store_aligned(l);
-    CompensatedSum s = tail;
-    for (std::size_t j = 0; j < BD::size; ++j) {
-      s.add(h[j]);
-      s.add(l[j]);
+    if constexpr (std::is_same_v<T, float>) {  // double lanes are ~2^29 times finer than float
+      return reduce_add(hi) + tail.value();
+    } else {
+      alignas(64) double h[BD::size], l[BD::size];
+      hi.store_aligned(h);
+      lo.store_aligned(l);
+      CompensatedSum s = tail;
+      for (std::size_t j = 0; j < BD::size; ++j) {
+        s.add(h[j]);
+        s.add(l[j]);
+      }
+      return s.value();
     }
-    return s.value();
   }
 };
 
@@ -233,11 +239,17 @@ inline void scale_row(T* p, std::size_t n, double c) {
   for (; i < n; ++i) p[i] = static_cast<T>(static_cast<double>(p[i]) * c);
 }
 
-/// The spacing of T at |t| (ulp), as a double.
+/// The spacing of T at |t| (ulp) for a normal t, as a double (0 for zero and subnormals).
 template <class T>
 inline double ulp_at(T t) {
-  const T a = t < T(0) ? -t : t;
-  return static_cast<double>(std::nextafter(a, std::numeric_limits<T>::infinity())) - static_cast<double>(a);
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr U exponent_bits = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  U b;
+  std::memcpy(&b, &t, sizeof b);
+  b &= exponent_bits;  // 2^⌊log2 |t|⌋
+  T pow2;
+  std::memcpy(&pow2, &b, sizeof b);
+  return static_cast<double>(pow2) * static_cast<double>(std::numeric_limits<T>::epsilon());
 }
 
 }  // namespace entmax::detail

@@ -190,7 +190,12 @@ TEMPLATE_TEST_CASE("entmax_bisect invariants: shift, permutation, ties, n = 1, i
       entmax::entmax_bisect(zr.data(), pr.data(), n, a);
       entmax::entmax_bisect(zp.data(), pp.data(), n, a);
       ld worst = 0;
-      for (std::size_t i = 0; i < n; ++i) worst = std::max(worst, ulps(pp[i], pr[perm[i]]));
+      T worst_p = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const ld d = ulps(pp[i], pr[perm[i]]);
+        if (d > worst) worst = d, worst_p = pr[perm[i]];
+      }
+      INFO("n=" << n << " worst at p=" << worst_p << ", row max p=" << *std::max_element(pr.begin(), pr.end()));
       CHECK(worst <= 4);
 
       // In-place equals out-of-place, bitwise.

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 
 namespace entmax {
 
@@ -21,14 +22,14 @@ namespace detail {
 template <class T>
 inline constexpr T softmax_full_support_gap = sizeof(T) == 4 ? T(-70) : T(-650);
 
-// p = exp(z − shift), returns Σ p in double.
+// p = exp(z − shift), returns Σ p: in double lanes for float rows, in double-double lanes for
+// double rows (RowSum), so the sum hardly depends on the order or on the SIMD width.
 template <class T, class Arch>
 inline double softmax_exp_pass(const T* z, T* p, std::size_t n, T shift) {
   using B = xsimd::batch<T, Arch>;
-  using BD = xsimd::batch<double, Arch>;
   constexpr std::size_t W = B::size;
   const B s(shift);
-  BD acc0(0.0), acc1(0.0);
+  RowSum<T, Arch> acc0, acc1;
   std::size_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
     const B e0 = exp_nonpositive(B::load_unaligned(z + i) - s);
@@ -39,15 +40,21 @@ inline double softmax_exp_pass(const T* z, T* p, std::size_t n, T shift) {
     e1.store_unaligned(p + i + W);
     e2.store_unaligned(p + i + 2 * W);
     e3.store_unaligned(p + i + 3 * W);
-    add_to_double(acc0, e0 + e1);
-    add_to_double(acc1, e2 + e3);
+    if constexpr (std::is_same_v<T, float>) {  // a float pair sums exactly enough in double lanes
+      acc0.add(e0 + e1);
+      acc1.add(e2 + e3);
+    } else {
+      acc0.add(e0);
+      acc1.add(e1);
+      acc0.add(e2);
+      acc1.add(e3);
+    }
   }
   for (; i + W <= n; i += W) {
     const B e = exp_nonpositive(B::load_unaligned(z + i) - s);
     e.store_unaligned(p + i);
-    add_to_double(acc0, e);
+    acc0.add(e);
   }
-  double sum = reduce_add(acc0 + acc1);
   if (i < n) {
     // Tail through a padded batch (−inf pads give 0).
     alignas(64) T buf[W];
@@ -56,10 +63,10 @@ inline double softmax_exp_pass(const T* z, T* p, std::size_t n, T shift) {
     e.store_aligned(buf);
     for (std::size_t j = 0; i + j < n; ++j) {
       p[i + j] = buf[j];
-      sum += static_cast<double>(buf[j]);
+      acc0.add(buf[j]);
     }
   }
-  return sum;
+  return acc0.value() + acc1.value();
 }
 
 template <class T, class Arch>

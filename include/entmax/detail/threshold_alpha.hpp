@@ -17,6 +17,7 @@
 // √ for κ = ½, else exp(κ log x) with vectorised log/exp (x ≤ 1, so the exponent is ≤ 0).
 #pragma once
 
+#include <entmax/detail/accumulate.hpp>
 #include <entmax/detail/candidates.hpp>
 #include <entmax/detail/exp.hpp>
 #include <entmax/detail/scratch.hpp>
@@ -182,7 +183,10 @@ inline AlphaSums alpha_sums(const double* c, std::size_t m, double alpha_a, doub
   using B = xsimd::batch<double, Arch>;
   constexpr std::size_t W = B::size;
   const B t(tau), va(alpha_a), zero(0.0), one(1.0);
-  B a0(0.0), a1(0.0), b0(0.0), b1(0.0), n0(0.0), n1(0.0);
+  // Σ x^κ decides τ: summed in double-double lanes so that τ does not depend on the order of
+  // the candidates (a permuted row gives the same τ) nor on the SIMD width.
+  RowSum<double, Arch> s0;
+  B b0(0.0), b1(0.0), n0(0.0), n1(0.0);
   std::size_t i = 0;
   for (; i + 2 * W <= m; i += 2 * W) {
     const B x = alpha_x(va, B::load_unaligned(c + i), t);
@@ -192,14 +196,14 @@ inline AlphaSums alpha_sums(const double* c, std::size_t m, double alpha_a, doub
     if (xsimd::any(mk)) {
       B y, y1;
       pw(xsimd::select(mk, x, one), y, y1);
-      a0 += xsimd::select(mk, y, zero);
+      s0.add(xsimd::select(mk, y, zero));
       b0 += xsimd::select(mk, y1, zero);
       n0 += xsimd::select(mk, one, zero);
     }
     if (xsimd::any(mm)) {
       B y, y1;
       pw(xsimd::select(mm, xx, one), y, y1);
-      a1 += xsimd::select(mm, y, zero);
+      s0.add(xsimd::select(mm, y, zero));
       b1 += xsimd::select(mm, y1, zero);
       n1 += xsimd::select(mm, one, zero);
     }
@@ -209,11 +213,11 @@ inline AlphaSums alpha_sums(const double* c, std::size_t m, double alpha_a, doub
     const auto mk = x > zero;
     B y, y1;
     pw(xsimd::select(mk, x, one), y, y1);
-    a0 += xsimd::select(mk, y, zero);
+    s0.add(xsimd::select(mk, y, zero));
     b0 += xsimd::select(mk, y1, zero);
     n0 += xsimd::select(mk, one, zero);
   }
-  return AlphaSums{reduce_add(a0 + a1), reduce_add(b0 + b1), static_cast<std::size_t>(reduce_add(n0 + n1))};
+  return AlphaSums{s0.value(), reduce_add(b0 + b1), static_cast<std::size_t>(reduce_add(n0 + n1))};
 }
 
 /// Pads c[m, ...) with −inf up to a multiple of W; returns the padded length.
@@ -434,11 +438,11 @@ inline double alpha_row_sum(const T* z, std::size_t n, double zmax, double a, do
   using B = xsimd::batch<double, Arch>;
   constexpr std::size_t W = B::size;
   const B vm(zmax), va(a), vt(tau), zero(0.0), one(1.0);
-  B acc(0.0);
+  RowSum<double, Arch> acc;  // double-double lanes, as in alpha_sums
   auto block = [&](const T* src) {
     const B x = alpha_x(va, load_widened<Arch>(src) - vm, vt);
     const auto mk = x > zero;
-    if (xsimd::any(mk)) acc += xsimd::select(mk, pw.pow(xsimd::select(mk, x, one)), zero);
+    if (xsimd::any(mk)) acc.add(xsimd::select(mk, pw.pow(xsimd::select(mk, x, one)), zero));
   };
   std::size_t i = 0;
   for (; i + W <= n; i += W) block(z + i);
@@ -447,7 +451,7 @@ inline double alpha_row_sum(const T* z, std::size_t n, double zmax, double a, do
     for (std::size_t j = 0; j < W; ++j) tz[j] = j < n - i ? z[i + j] : -std::numeric_limits<T>::infinity();
     block(tz);
   }
-  return reduce_add(acc);
+  return acc.value();
 }
 
 /// Calls fn(pw) with the AlphaPower functor for κ = 1/a (one instantiation per power kind).

@@ -195,7 +195,8 @@ TEMPLATE_TEST_CASE("entmax_bisect invariants: shift, permutation, ties, n = 1, i
         const ld d = ulps(pp[i], pr[perm[i]]);
         if (d > worst) worst = d, worst_p = pr[perm[i]];
       }
-      INFO("n=" << n << " worst at p=" << worst_p << ", row max p=" << *std::max_element(pr.begin(), pr.end()));
+      INFO("n=" << n << " worst at p=" << worst_p
+                << ", row max p=" << *std::max_element(pr.begin(), pr.end()));
       CHECK(worst <= 4);
 
       // In-place equals out-of-place, bitwise.

@@ -112,9 +112,9 @@ void run(entmax_fuzz::Reader& in, std::uint64_t seed, std::uint8_t flags) {
   };
 
   const Tensor4<T> out = entmax::attention(q, k, v, norm, opt);
-  FUZZ_CHECK(out.dimension(0) == sh.B && out.dimension(1) == sh.H && out.dimension(2) == sh.Nq &&
-                 out.dimension(3) == sh.D,
-             "output shape");
+  ENTMAX_FUZZ_CHECK(out.dimension(0) == sh.B && out.dimension(1) == sh.H && out.dimension(2) == sh.Nq &&
+                        out.dimension(3) == sh.D,
+                    "output shape");
 
   // ---- long-double reference, row by row.
   const LD eps = std::numeric_limits<T>::epsilon();
@@ -141,8 +141,8 @@ void run(entmax_fuzz::Reader& in, std::uint64_t seed, std::uint8_t flags) {
         }
         if (!any) {
           for (Eigen::Index d = 0; d < sh.D; ++d) {
-            FUZZ_CHECK(out(b, h, i, d) == 0, "query (%ld,%ld,%ld) sees no key but o[%ld]=%g", long(b),
-                       long(h), long(i), long(d), double(out(b, h, i, d)));
+            ENTMAX_FUZZ_CHECK(out(b, h, i, d) == 0, "query (%ld,%ld,%ld) sees no key but o[%ld]=%g", long(b),
+                              long(h), long(i), long(d), double(out(b, h, i, d)));
           }
           continue;
         }
@@ -172,9 +172,9 @@ void run(entmax_fuzz::Reader& in, std::uint64_t seed, std::uint8_t flags) {
                                 static_cast<LD>(sh.Nk + 4) * eps * pv_abs) +
                            4 * static_cast<LD>(std::numeric_limits<T>::denorm_min());
           const T got = out(b, h, i, d);
-          FUZZ_CHECK(std::isfinite(got) && std::fabs(static_cast<LD>(got) - o) <= bound,
-                     "o(%ld,%ld,%ld,%ld)=%.9g, reference %.12Lg (bound %Lg)", long(b), long(h), long(i),
-                     long(d), double(got), o, bound);
+          ENTMAX_FUZZ_CHECK(std::isfinite(got) && std::fabs(static_cast<LD>(got) - o) <= bound,
+                            "o(%ld,%ld,%ld,%ld)=%.9g, reference %.12Lg (bound %Lg)", long(b), long(h),
+                            long(i), long(d), double(got), o, bound);
         }
       }
     }
@@ -190,13 +190,15 @@ void run(entmax_fuzz::Reader& in, std::uint64_t seed, std::uint8_t flags) {
 
   const auto g = entmax::attention_backward(q, k, v, dout, norm, opt);
   for (Eigen::Index i = 0; i < g.dq.size(); ++i)
-    FUZZ_CHECK(std::isfinite(g.dq.data()[i]), "dq[%ld]=%g not finite", long(i), double(g.dq.data()[i]));
+    ENTMAX_FUZZ_CHECK(std::isfinite(g.dq.data()[i]), "dq[%ld]=%g not finite", long(i),
+                      double(g.dq.data()[i]));
   for (Eigen::Index i = 0; i < g.dk.size(); ++i) {
-    FUZZ_CHECK(std::isfinite(g.dk.data()[i]) && std::isfinite(g.dv.data()[i]), "dk/dv[%ld] not finite",
-               long(i));
+    ENTMAX_FUZZ_CHECK(std::isfinite(g.dk.data()[i]) && std::isfinite(g.dv.data()[i]), "dk/dv[%ld] not finite",
+                      long(i));
     if (sh.D > 0 && !seen[static_cast<std::size_t>(i / sh.D)]) {
-      FUZZ_CHECK(g.dk.data()[i] == 0 && g.dv.data()[i] == 0, "dk/dv[%ld] = %g/%g for a key no query sees",
-                 long(i), double(g.dk.data()[i]), double(g.dv.data()[i]));
+      ENTMAX_FUZZ_CHECK(g.dk.data()[i] == 0 && g.dv.data()[i] == 0,
+                        "dk/dv[%ld] = %g/%g for a key no query sees", long(i), double(g.dk.data()[i]),
+                        double(g.dv.data()[i]));
     }
   }
   for (Eigen::Index b = 0; b < sh.B; ++b)
@@ -206,8 +208,8 @@ void run(entmax_fuzz::Reader& in, std::uint64_t seed, std::uint8_t flags) {
         for (Eigen::Index j = 0; j < sh.Nk; ++j) any = any || visible(b, h, i, j);
         if (any) continue;
         for (Eigen::Index d = 0; d < sh.D; ++d)
-          FUZZ_CHECK(g.dq(b, h, i, d) == 0, "dq of a query with no visible key = %g",
-                     double(g.dq(b, h, i, d)));
+          ENTMAX_FUZZ_CHECK(g.dq(b, h, i, d) == 0, "dq of a query with no visible key = %g",
+                            double(g.dq(b, h, i, d)));
       }
 
   if (poison) {
@@ -221,15 +223,16 @@ void run(entmax_fuzz::Reader& in, std::uint64_t seed, std::uint8_t flags) {
       }
     }
     const Tensor4<T> outp = entmax::attention(q, kp, vp, norm, opt);
-    FUZZ_CHECK(same_bits(out.data(), outp.data(), out.size()), "poisoned unseen K/V changed the output");
+    ENTMAX_FUZZ_CHECK(same_bits(out.data(), outp.data(), out.size()),
+                      "poisoned unseen K/V changed the output");
     const auto gp = entmax::attention_backward(q, kp, vp, dout, norm, opt);
-    FUZZ_CHECK(same_bits(g.dq.data(), gp.dq.data(), g.dq.size()), "poisoned unseen K/V changed dq");
+    ENTMAX_FUZZ_CHECK(same_bits(g.dq.data(), gp.dq.data(), g.dq.size()), "poisoned unseen K/V changed dq");
     for (Eigen::Index i = 0; i < g.dk.size(); ++i) {
       if (sh.D > 0 && seen[static_cast<std::size_t>(i / sh.D)]) {
-        FUZZ_CHECK(g.dk.data()[i] == gp.dk.data()[i] && g.dv.data()[i] == gp.dv.data()[i],
-                   "poisoned unseen K/V changed dk/dv of a visible key");
+        ENTMAX_FUZZ_CHECK(g.dk.data()[i] == gp.dk.data()[i] && g.dv.data()[i] == gp.dv.data()[i],
+                          "poisoned unseen K/V changed dk/dv of a visible key");
       } else {
-        FUZZ_CHECK(gp.dk.data()[i] == 0 && gp.dv.data()[i] == 0, "poisoned key got a gradient");
+        ENTMAX_FUZZ_CHECK(gp.dk.data()[i] == 0 && gp.dv.data()[i] == 0, "poisoned key got a gradient");
       }
     }
   }
@@ -238,12 +241,13 @@ void run(entmax_fuzz::Reader& in, std::uint64_t seed, std::uint8_t flags) {
     entmax::AttentionOptions<T> o2 = opt;
     o2.threads = threads;
     const Tensor4<T> out2 = entmax::attention(q, k, v, norm, o2);
-    FUZZ_CHECK(same_bits(out.data(), out2.data(), out.size()), "threads=%u changed the output", threads);
+    ENTMAX_FUZZ_CHECK(same_bits(out.data(), out2.data(), out.size()), "threads=%u changed the output",
+                      threads);
     const auto g2 = entmax::attention_backward(q, k, v, dout, norm, o2);
-    FUZZ_CHECK(same_bits(g.dq.data(), g2.dq.data(), g.dq.size()) &&
-                   same_bits(g.dk.data(), g2.dk.data(), g.dk.size()) &&
-                   same_bits(g.dv.data(), g2.dv.data(), g.dv.size()),
-               "threads=%u changed the gradients", threads);
+    ENTMAX_FUZZ_CHECK(same_bits(g.dq.data(), g2.dq.data(), g.dq.size()) &&
+                          same_bits(g.dk.data(), g2.dk.data(), g.dk.size()) &&
+                          same_bits(g.dv.data(), g2.dv.data(), g.dv.size()),
+                      "threads=%u changed the gradients", threads);
   }
 }
 

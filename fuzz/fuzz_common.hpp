@@ -124,7 +124,7 @@ std::string show(const std::vector<T>& v, std::size_t limit = 64) {
   std::abort();
 }
 
-#define FUZZ_CHECK(cond, ...)                                                             \
+#define ENTMAX_FUZZ_CHECK(cond, ...)                                                      \
   do {                                                                                    \
     if (!(cond)) {                                                                        \
       char fuzz_buf_[512];                                                                \
@@ -209,6 +209,28 @@ inline std::vector<LD> ref_backward(const std::vector<LD>& p, const std::vector<
   }
   if (u_out) *u_out = u;
   return dz;
+}
+
+/// Error scale of the backward dz = u ⊙ dp − (⟨u, dp⟩ / Σu) u, per entry: the magnitude of the
+/// terms it cancels, u_i (|dp_i| + Σu|dp| / Σu). `row` is the largest entry's scale: an error in
+/// the shared mean reaches every entry through it. A bound relative to |dz| itself would be
+/// wrong: on a nearly one-hot row dz_max cancels to ~u_small while its terms are ~|dp|.
+struct BackwardScale {
+  std::vector<LD> term;
+  LD row = 0;
+};
+
+inline BackwardScale backward_scale(const std::vector<LD>& u, const std::vector<LD>& dp) {
+  const std::size_t n = u.size();
+  LD su = 0, sudabs = 0;
+  for (std::size_t i = 0; i < n; ++i) su += u[i], sudabs += u[i] * std::fabs(dp[i]);
+  const LD kabs = su > 0 ? sudabs / su : 0;
+  BackwardScale out{std::vector<LD>(n), 0};
+  for (std::size_t i = 0; i < n; ++i) {
+    out.term[i] = u[i] * (std::fabs(dp[i]) + kabs);
+    out.row = std::max(out.row, out.term[i]);
+  }
+  return out;
 }
 
 /// dL/dα (Correia et al. 2019) evaluated in long double; `scale` receives the sum of the

@@ -55,28 +55,30 @@ void run_row_case(Reader& in, std::uint64_t seed, std::uint8_t flags) {
   if (bad) {
     for (std::size_t i = 0; i < n; ++i) {
       if (z[i] == -inf) {
-        FUZZ_CHECK(p[i] == 0 || std::isnan(p[i]), "masked p[%zu]=%g in a NaN row", i, double(p[i]));
+        ENTMAX_FUZZ_CHECK(p[i] == 0 || std::isnan(p[i]), "masked p[%zu]=%g in a NaN row", i, double(p[i]));
       } else {
-        FUZZ_CHECK(std::isnan(p[i]), "p[%zu]=%g, expected NaN (NaN/+inf in the row)", i, double(p[i]));
+        ENTMAX_FUZZ_CHECK(std::isnan(p[i]), "p[%zu]=%g, expected NaN (NaN/+inf in the row)", i, double(p[i]));
       }
     }
-    FUZZ_CHECK(st.support == 0, "support=%zu for a NaN row", st.support);
+    ENTMAX_FUZZ_CHECK(st.support == 0, "support=%zu for a NaN row", st.support);
   } else if (!any_finite) {
-    for (std::size_t i = 0; i < n; ++i) FUZZ_CHECK(p[i] == 0, "fully masked row: p[%zu]=%g", i, double(p[i]));
-    FUZZ_CHECK(st.support == 0, "fully masked row: support=%zu", st.support);
+    for (std::size_t i = 0; i < n; ++i)
+      ENTMAX_FUZZ_CHECK(p[i] == 0, "fully masked row: p[%zu]=%g", i, double(p[i]));
+    ENTMAX_FUZZ_CHECK(st.support == 0, "fully masked row: support=%zu", st.support);
   } else {
-    FUZZ_CHECK(st.max == zmax, "stats.max=%g, row max=%g", double(st.max), double(zmax));
+    ENTMAX_FUZZ_CHECK(st.max == zmax, "stats.max=%g, row max=%g", double(st.max), double(zmax));
     LD sum = 0;
     std::size_t nonzero = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      FUZZ_CHECK(p[i] >= 0 && p[i] <= 1, "p[%zu]=%g not in [0,1]", i, double(p[i]));
-      if (z[i] == -inf) FUZZ_CHECK(p[i] == 0, "masked p[%zu]=%g", i, double(p[i]));
+      ENTMAX_FUZZ_CHECK(p[i] >= 0 && p[i] <= 1, "p[%zu]=%g not in [0,1]", i, double(p[i]));
+      if (z[i] == -inf) ENTMAX_FUZZ_CHECK(p[i] == 0, "masked p[%zu]=%g", i, double(p[i]));
       sum += p[i];
       nonzero += p[i] != 0;
     }
     const LD sum_tol = (sizeof(T) == 4 ? 4 : 16) * eps;
-    FUZZ_CHECK(std::fabs(sum - 1) <= sum_tol, "sum(p)-1 = %Lg (bound %Lg)", sum - 1, sum_tol);
-    FUZZ_CHECK(st.support == nonzero && nonzero >= 1, "support=%zu, non-zeros=%zu", st.support, nonzero);
+    ENTMAX_FUZZ_CHECK(std::fabs(sum - 1) <= sum_tol, "sum(p)-1 = %Lg (bound %Lg)", sum - 1, sum_tol);
+    ENTMAX_FUZZ_CHECK(st.support == nonzero && nonzero >= 1, "support=%zu, non-zeros=%zu", st.support,
+                      nonzero);
 
     // Ties: equal scores get equal mass (1 ulp).
     std::vector<std::size_t> idx(n);
@@ -86,8 +88,8 @@ void run_row_case(Reader& in, std::uint64_t seed, std::uint8_t flags) {
       const std::size_t a = idx[k - 1], b = idx[k];
       if (z[a] == z[b]) {
         const T hi = std::max(p[a], p[b]);
-        FUZZ_CHECK(std::fabs(p[a] - p[b]) <= std::nextafter(hi, T(2)) - hi,
-                   "tie z[%zu]=z[%zu]: p %.9g vs %.9g", a, b, double(p[a]), double(p[b]));
+        ENTMAX_FUZZ_CHECK(std::fabs(p[a] - p[b]) <= std::nextafter(hi, T(2)) - hi,
+                          "tie z[%zu]=z[%zu]: p %.9g vs %.9g", a, b, double(p[a]), double(p[b]));
       }
     }
 
@@ -107,8 +109,8 @@ void run_row_case(Reader& in, std::uint64_t seed, std::uint8_t flags) {
         tol *= static_cast<LD>(near);
       }
       for (std::size_t i = 0; i < n; ++i) {
-        FUZZ_CHECK(std::fabs(p[i] - ref[i]) <= tol, "p[%zu]=%.9g, reference %.12Lg (tol %Lg)", i,
-                   double(p[i]), ref[i], tol);
+        ENTMAX_FUZZ_CHECK(std::fabs(p[i] - ref[i]) <= tol, "p[%zu]=%.9g, reference %.12Lg (tol %Lg)", i,
+                          double(p[i]), ref[i], tol);
       }
     }
   }
@@ -118,8 +120,8 @@ void run_row_case(Reader& in, std::uint64_t seed, std::uint8_t flags) {
     std::vector<T> q = z;
     F::forward(q.data(), q.data(), n, alpha);
     for (std::size_t i = 0; i < n; ++i) {
-      FUZZ_CHECK(same_bits(q[i], p[i]) || (std::isnan(q[i]) && std::isnan(p[i])),
-                 "in-place p[%zu]=%.9g vs %.9g", i, double(q[i]), double(p[i]));
+      ENTMAX_FUZZ_CHECK(same_bits(q[i], p[i]) || (std::isnan(q[i]) && std::isnan(p[i])),
+                        "in-place p[%zu]=%.9g vs %.9g", i, double(q[i]), double(p[i]));
     }
   }
   // ---- reversed row: permutation equivariance (4 ulp of 1).
@@ -128,8 +130,8 @@ void run_row_case(Reader& in, std::uint64_t seed, std::uint8_t flags) {
     F::forward(zr.data(), pr.data(), n, alpha);
     for (std::size_t i = 0; i < n; ++i) {
       const T a = p[i], b = pr[n - 1 - i];
-      FUZZ_CHECK((std::isnan(a) && std::isnan(b)) || std::fabs(a - b) <= 4 * eps,
-                 "reversed: p[%zu]=%.9g vs %.9g", i, double(a), double(b));
+      ENTMAX_FUZZ_CHECK((std::isnan(a) && std::isnan(b)) || std::fabs(a - b) <= 4 * eps,
+                        "reversed: p[%zu]=%.9g vs %.9g", i, double(a), double(b));
     }
   }
   // ---- shift invariance, bitwise, when every value and its shift are exact (byte codes only).
@@ -144,8 +146,8 @@ void run_row_case(Reader& in, std::uint64_t seed, std::uint8_t flags) {
       for (T& v : zs) v += c;  // −inf stays −inf; others stay exact (at most 9 significant bits)
       F::forward(zs.data(), ps.data(), n, alpha);
       for (std::size_t i = 0; i < n; ++i) {
-        FUZZ_CHECK(same_bits(ps[i], p[i]), "shift by %g: p[%zu]=%.9g vs %.9g", double(c), i, double(ps[i]),
-                   double(p[i]));
+        ENTMAX_FUZZ_CHECK(same_bits(ps[i], p[i]), "shift by %g: p[%zu]=%.9g vs %.9g", double(c), i,
+                          double(ps[i]), double(p[i]));
       }
     }
   }
@@ -161,39 +163,39 @@ void run_row_case(Reader& in, std::uint64_t seed, std::uint8_t flags) {
   const LD balpha = F::has_alpha ? static_cast<LD>(alpha) : LD(F::fixed_alpha);
   std::vector<LD> pl(p.begin(), p.end()), dpl(dp.begin(), dp.end()), u;
   const std::vector<LD> dzr = ref_backward(pl, dpl, balpha, &u);
-  LD su = 0, sud = 0, sudabs = 0;
-  for (std::size_t i = 0; i < n; ++i) su += u[i], sud += u[i] * dpl[i], sudabs += u[i] * std::fabs(dpl[i]);
-  const LD k = su > 0 ? sud / su : 0, kabs = su > 0 ? sudabs / su : 0;
-  // Normwise scale: the largest term magnitude u_j (|dp_j| + Σ ũ|dp|). Entries far below it (p
-  // tiny, where T's pow loses ~|log p| ε relative) are held to 4ε of the row's scale.
-  LD row_scale = 0;
-  for (std::size_t i = 0; i < n; ++i) row_scale = std::max(row_scale, u[i] * (std::fabs(dpl[i]) + kabs));
+  LD su = 0, sud = 0;
+  for (std::size_t i = 0; i < n; ++i) su += u[i], sud += u[i] * dpl[i];
+  const LD k = su > 0 ? sud / su : 0;
+  // Entries far below the row's scale (p tiny, where T's pow loses ~|log p| ε relative) are held
+  // to 4ε of it.
+  const BackwardScale scale = backward_scale(u, dpl);
   LD sum_dz = 0, sum_scale = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    if (p[i] == 0) FUZZ_CHECK(dz[i] == 0, "dz[%zu]=%g where p=0", i, double(dz[i]));
+    if (p[i] == 0) ENTMAX_FUZZ_CHECK(dz[i] == 0, "dz[%zu]=%g where p=0", i, double(dz[i]));
     // relative to the terms' magnitude, plus a floor for subnormal results
     const LD tiny = 4 * static_cast<LD>(std::numeric_limits<T>::denorm_min());
-    const LD bound = 16 * eps * u[i] * (std::fabs(dpl[i]) + kabs) + 4 * eps * row_scale + tiny;
+    const LD bound = 16 * eps * scale.term[i] + 4 * eps * scale.row + tiny;
     const bool representable = std::fabs(dzr[i]) < std::numeric_limits<T>::max() / 2;
     if (representable) {
-      FUZZ_CHECK(std::isfinite(dz[i]), "dz[%zu]=%g not finite (reference %Lg)", i, double(dz[i]), dzr[i]);
-      FUZZ_CHECK(std::fabs(dz[i] - dzr[i]) <= bound, "dz[%zu]=%.9g, reference %.12Lg (bound %Lg)", i,
-                 double(dz[i]), dzr[i], bound);
+      ENTMAX_FUZZ_CHECK(std::isfinite(dz[i]), "dz[%zu]=%g not finite (reference %Lg)", i, double(dz[i]),
+                        dzr[i]);
+      ENTMAX_FUZZ_CHECK(std::fabs(dz[i] - dzr[i]) <= bound, "dz[%zu]=%.9g, reference %.12Lg (bound %Lg)", i,
+                        double(dz[i]), dzr[i], bound);
     }
     sum_dz += dz[i];
     sum_scale += u[i] * (std::fabs(dpl[i]) + std::fabs(k)) + tiny / (16 * eps);
   }
   if (std::isfinite(sum_dz)) {
-    FUZZ_CHECK(std::fabs(sum_dz) <= 16 * eps * sum_scale, "sum(dz)=%Lg (bound %Lg)", sum_dz,
-               16 * eps * sum_scale);
+    ENTMAX_FUZZ_CHECK(std::fabs(sum_dz) <= 16 * eps * sum_scale, "sum(dz)=%Lg (bound %Lg)", sum_dz,
+                      16 * eps * sum_scale);
   }
   // dp and dz may alias.
   {
     std::vector<T> g = dp;
     F::backward(p.data(), g.data(), g.data(), n, alpha);
     for (std::size_t i = 0; i < n; ++i) {
-      FUZZ_CHECK(same_bits(g[i], dz[i]) || (std::isnan(g[i]) && std::isnan(dz[i])),
-                 "in-place dz[%zu]=%.9g vs %.9g", i, double(g[i]), double(dz[i]));
+      ENTMAX_FUZZ_CHECK(same_bits(g[i], dz[i]) || (std::isnan(g[i]) && std::isnan(dz[i])),
+                        "in-place dz[%zu]=%.9g vs %.9g", i, double(g[i]), double(dz[i]));
     }
   }
   if constexpr (F::has_alpha_grad) {
@@ -201,12 +203,12 @@ void run_row_case(Reader& in, std::uint64_t seed, std::uint8_t flags) {
     LD scale = 0;
     const LD gr = ref_alpha_grad(pl, dpl, balpha, &scale);
     if (!any_finite) {
-      FUZZ_CHECK(ga == 0, "alpha_grad=%g on a fully masked row", double(ga));
+      ENTMAX_FUZZ_CHECK(ga == 0, "alpha_grad=%g on a fully masked row", double(ga));
     } else if (std::fabs(gr) < std::numeric_limits<T>::max() / 2 &&
                scale < std::numeric_limits<T>::max() / 64) {
-      FUZZ_CHECK(std::isfinite(ga), "alpha_grad=%g not finite (reference %Lg)", double(ga), gr);
-      FUZZ_CHECK(std::fabs(ga - gr) <= 64 * eps * scale, "alpha_grad=%.9g, reference %.12Lg (bound %Lg)",
-                 double(ga), gr, 64 * eps * scale);
+      ENTMAX_FUZZ_CHECK(std::isfinite(ga), "alpha_grad=%g not finite (reference %Lg)", double(ga), gr);
+      ENTMAX_FUZZ_CHECK(std::fabs(ga - gr) <= 64 * eps * scale,
+                        "alpha_grad=%.9g, reference %.12Lg (bound %Lg)", double(ga), gr, 64 * eps * scale);
     }
   }
 }

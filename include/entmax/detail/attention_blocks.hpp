@@ -5,6 +5,8 @@
 // block are never read, so neither are the K/V rows behind them.
 #pragma once
 
+#include <entmax/detail/compress.hpp>
+
 #include <Eigen/Core>
 
 #include <algorithm>
@@ -43,13 +45,15 @@ struct BlockPlan {
   std::vector<Index> col_off;                 // gather: column j's rows are col_row[col_off[j] ..)
   std::vector<std::uint32_t> col_row;         //   (ascending), built from the row lists
   std::vector<Index> pos;                     // gather: CSC position of row-list entry t
+  std::vector<std::uint32_t> nz_cols;         // gather: the columns with some non-zero, ascending
   bool listed = false;                        // idx/off already hold every row's non-zeros
 
   /// Starts per-row lists (filled row by row with list_row while the rows are hot in cache).
   void begin_lists(Index R, Index cols) {
     off.resize(static_cast<std::size_t>(R + 1));
     off[0] = 0;
-    if (idx.size() < static_cast<std::size_t>(R * cols)) idx.resize(static_cast<std::size_t>(R * cols));
+    if (idx.size() < static_cast<std::size_t>(R * cols) + list_nonzero_slack)
+      idx.resize(static_cast<std::size_t>(R * cols) + list_nonzero_slack);
     listed = true;
   }
 };
@@ -58,32 +62,13 @@ struct BlockPlan {
 /// (rows × active columns) a GEMM would touch: a gathered non-zero costs a few times a GEMM one.
 inline constexpr double gather_density = 0.25;
 
-/// Appends to out the columns j < n with p[j] != 0 (NaN counts as non-zero); returns the count.
-/// Skips zero stretches 16 at a time: Σ|p| over a stretch is 0 only if every entry is ±0 (and
-/// NaN if one is NaN), a vectorised test.
-template <class T>
-std::size_t scan_nonzero(const T* p, Index n, std::uint32_t* out) {
-  std::size_t c = 0;
-  Index j = 0;
-  for (; j + 16 <= n; j += 16) {
-    if (Eigen::Map<const Eigen::Array<T, 16, 1>>(p + j).abs().sum() == T(0)) continue;
-    for (Index t = j; t < j + 16; ++t) {
-      out[c] = static_cast<std::uint32_t>(t);
-      c += p[t] != T(0);
-    }
-  }
-  for (; j < n; ++j)
-    if (p[j] != T(0)) out[c++] = static_cast<std::uint32_t>(j);
-  return c;
-}
-
 /// Builds the plan of the R × ncols block P (row stride ldp); row i is read on [0, plan.len[i]).
 /// nnz_hint is the number of non-zeros the normalizer reported (Σ support). With dense_all (a
 /// dense map with no mask or bias) every visible column is taken as active without scanning.
 template <class T>
 void list_row(BlockPlan& plan, Index r, const T* p, Index n) {
   const auto k = static_cast<std::size_t>(plan.off[static_cast<std::size_t>(r)]);
-  plan.off[static_cast<std::size_t>(r + 1)] = static_cast<Index>(k + scan_nonzero(p, n, plan.idx.data() + k));
+  plan.off[static_cast<std::size_t>(r + 1)] = static_cast<Index>(k + list_nonzero(p, n, plan.idx.data() + k));
 }
 
 /// Column-major copy of the row lists: per key column, the rows holding a non-zero, ascending.
@@ -104,7 +89,24 @@ inline void build_columns(BlockPlan& plan) {
     }
   for (Index j = C; j > 0; --j) co[j] = co[j - 1];
   co[0] = 0;
+  plan.nz_cols.clear();
+  for (Index j = 0; j < C; ++j)
+    if (co[j + 1] > co[j]) plan.nz_cols.push_back(static_cast<std::uint32_t>(j));
 }
+
+/// Prefetches the D-entry row x (ahead of its use in a gather loop).
+template <class T>
+inline void prefetch_row(const T* x, Index D) {
+#if defined(__GNUC__)
+  const char* c = reinterpret_cast<const char*>(x);
+  for (Index b = 0; b < D * static_cast<Index>(sizeof(T)); b += 64) __builtin_prefetch(c + b);
+#else
+  (void)x, (void)D;
+#endif
+}
+
+/// How many non-empty columns ahead the gather loops prefetch the next rows of K or V.
+inline constexpr std::size_t prefetch_distance = 4;
 
 /// vals (CSC order) = the plan's non-zero entries of A, read row by row (cache-friendly).
 template <class T>
@@ -160,8 +162,9 @@ void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz
     for (Index i = 0; i < R; ++i) {
       plan.off[static_cast<std::size_t>(i)] = static_cast<Index>(k);
       const Index n = plan.len[static_cast<std::size_t>(i)];
-      if (plan.idx.size() < k + static_cast<std::size_t>(n)) plan.idx.resize(k + static_cast<std::size_t>(n));
-      k += scan_nonzero(P + i * ldp, n, plan.idx.data() + k);
+      if (plan.idx.size() < k + static_cast<std::size_t>(n) + list_nonzero_slack)
+        plan.idx.resize(k + static_cast<std::size_t>(n) + list_nonzero_slack);
+      k += list_nonzero(P + i * ldp, n, plan.idx.data() + k);
     }
     plan.off[static_cast<std::size_t>(R)] = static_cast<Index>(k);
     plan.nnz = static_cast<Index>(k);
@@ -192,9 +195,11 @@ void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz
 }
 
 /// out (R × D, row stride D) = A · M, where A (row stride lda) has the non-zero pattern of the
-/// plan (a subset of it is fine) and M is [keys, D] row-major.
+/// plan (a subset of it is fine) and M is [keys, D] row-major. For a gather plan, vals may hold
+/// A's entries in the plan's CSC order (gather_values); null gathers them here.
 template <class T>
-void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Index D, T* out) {
+void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Index D, T* out,
+                   const T* vals = nullptr) {
   const Index R = plan.rows;
   using CVec = Eigen::Map<const RowVec<T>>;
   using Vec = Eigen::Map<RowVec<T>>;
@@ -203,14 +208,20 @@ void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Ind
   if (plan.gather) {
     // Column order: each M row is read once per block; for every output row the terms are still
     // added in ascending key order.
-    thread_local std::vector<T> vals;
-    gather_values(plan, A, lda, vals);
-    for (Index j = 0; j < plan.ncols; ++j) {
+    if (!vals) {
+      thread_local std::vector<T> tmp;
+      gather_values(plan, A, lda, tmp);
+      vals = tmp.data();
+    }
+    const std::size_t nc = plan.nz_cols.size();
+    for (std::size_t k = 0; k < nc; ++k) {
+      if (k + prefetch_distance < nc) prefetch_row(M + plan.nz_cols[k + prefetch_distance] * D, D);
+      const Index j = plan.nz_cols[k];
       const T* m = M + j * D;
       for (Index t = plan.col_off[static_cast<std::size_t>(j)];
            t < plan.col_off[static_cast<std::size_t>(j + 1)]; ++t) {
         const Index i = plan.col_row[static_cast<std::size_t>(t)];
-        axpy(vals[static_cast<std::size_t>(t)], m, out + i * D, D);
+        axpy(vals[t], m, out + i * D, D);
       }
     }
     return;
@@ -239,7 +250,10 @@ void block_sampled(const BlockPlan& plan, const T* P, Index ldp, const T* X, con
   if (plan.gather) {
     for (Index i = 0; i < R; ++i)
       std::fill(G + i * ldg, G + i * ldg + plan.len[static_cast<std::size_t>(i)], T(0));
-    for (Index j = 0; j < plan.ncols; ++j) {
+    const std::size_t nc = plan.nz_cols.size();
+    for (std::size_t k = 0; k < nc; ++k) {
+      if (k + prefetch_distance < nc) prefetch_row(M + plan.nz_cols[k + prefetch_distance] * D, D);
+      const Index j = plan.nz_cols[k];
       const T* m = M + j * D;
       for (Index t = plan.col_off[static_cast<std::size_t>(j)];
            t < plan.col_off[static_cast<std::size_t>(j + 1)]; ++t) {
@@ -272,24 +286,26 @@ void block_sampled(const BlockPlan& plan, const T* P, Index ldp, const T* X, con
 }
 
 /// Macc[j] += Σ_i A_ij X_i for the key columns j in [c0, c1), rows in increasing order. A has the
-/// plan's non-zero pattern (or a subset); X is R × D (row stride D); Macc is [keys, D].
+/// plan's non-zero pattern (or a subset); X is R × D (row stride D); Macc is [keys, D]. For a
+/// gather plan, vals must hold A's entries in the plan's CSC order (gather_values).
 template <class T>
-void block_transpose_acc(const BlockPlan& plan, const T* A, Index lda, const T* X, Index D, T* Macc, Index c0,
-                         Index c1) {
+void block_transpose_acc(const BlockPlan& plan, const T* A, Index lda, const T* vals, const T* X, Index D,
+                         T* Macc, Index c0, Index c1) {
   const Index R = plan.rows;
   using CVec = Eigen::Map<const RowVec<T>>;
   using Vec = Eigen::Map<RowVec<T>>;
   c1 = std::min(c1, plan.ncols);
   if (c0 >= c1) return;
   if (plan.gather) {
-    thread_local std::vector<T> vals;
-    gather_values(plan, A, lda, vals);
-    for (Index j = c0; j < c1; ++j) {
+    const auto b = std::lower_bound(plan.nz_cols.begin(), plan.nz_cols.end(), static_cast<std::uint32_t>(c0));
+    const auto e = std::lower_bound(b, plan.nz_cols.end(), static_cast<std::uint32_t>(c1));
+    for (auto it = b; it != e; ++it) {
+      const Index j = *it;
       T* m = Macc + j * D;
       for (Index t = plan.col_off[static_cast<std::size_t>(j)];
            t < plan.col_off[static_cast<std::size_t>(j + 1)]; ++t) {
         const Index i = plan.col_row[static_cast<std::size_t>(t)];
-        const T a = vals[static_cast<std::size_t>(t)];
+        const T a = vals[t];
         if (a != T(0)) axpy(a, X + i * D, m, D);
       }
     }

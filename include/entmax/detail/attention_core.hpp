@@ -106,6 +106,7 @@ constexpr bool policy_is_sparse() {
 template <class T>
 struct BlockScratch {
   std::vector<T> a, p, g, zrow, qbuf;
+  std::vector<T> pv, gv;  // gather plans of the backward: p and g in the plan's CSC order
   std::vector<Index> visible;
   BlockPlan plan;
   void reserve(Index rows, Index cols, bool need_a, bool need_g) {
@@ -388,7 +389,12 @@ void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Inde
     const T f = pr.scale * rs;
     for (Index j = 0; j < n; ++j) g[j] *= f;  // dL/d(q·k)
   }
-  block_product(ws.plan, G, ncols, pr.k + pr.kv_offset(b, h), D, res.dq + row0 * D);
+  if (ws.plan.gather) {
+    gather_values(ws.plan, static_cast<const T*>(P), ncols, ws.pv);
+    gather_values(ws.plan, static_cast<const T*>(G), ncols, ws.gv);
+  }
+  block_product(ws.plan, G, ncols, pr.k + pr.kv_offset(b, h), D, res.dq + row0 * D,
+                ws.plan.gather ? ws.gv.data() : nullptr);
 }
 
 /// Backward over all blocks. Blocks run in waves: phase A (parallel over the wave's blocks)
@@ -447,10 +453,10 @@ void run_backward(const AttnProblem<T>& pr, const N& norm, const T* dout, const 
         const Item it = item_of(t);
         const Index row0 = (it.b * pr.H + it.h) * pr.Nq + it.r0;
         const Index kvoff = pr.kv_offset(it.b, it.h);
-        block_transpose_acc(ws.plan, ws.g.data(), ws.plan.ncols, pr.q + row0 * pr.D, pr.D, res.dk + kvoff, c0,
-                            c1);
-        block_transpose_acc(ws.plan, ws.p.data(), ws.plan.ncols, dout + row0 * pr.D, pr.D, res.dv + kvoff, c0,
-                            c1);
+        block_transpose_acc(ws.plan, ws.g.data(), ws.plan.ncols, ws.gv.data(), pr.q + row0 * pr.D, pr.D,
+                            res.dk + kvoff, c0, c1);
+        block_transpose_acc(ws.plan, ws.p.data(), ws.plan.ncols, ws.pv.data(), dout + row0 * pr.D, pr.D,
+                            res.dv + kvoff, c0, c1);
       }
     });
   }

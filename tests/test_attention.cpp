@@ -774,6 +774,21 @@ TEST_CASE("attention: shape errors throw std::invalid_argument naming tensors an
   opt.row_scale = entmax::view(rs);
   CHECK_THAT(msg([&] { entmax::attention(q, k, v, pol, opt); }),
              Catch::Contains("row_scale has shape [1, 4, 2]"));
+  // Row scales must be finite and > 0: domain_error naming the first bad entry [b, h, i].
+  Tensor3<T> rs_ok(1, 4, 3);
+  for (T bad_value : {T(0), T(-1), std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
+    rs_ok.setConstant(1.f);
+    rs_ok(0, 2, 1) = bad_value;
+    opt.row_scale = entmax::view(rs_ok);
+    std::string m = "no std::domain_error";
+    try {
+      entmax::attention_backward(q, k, v, dout, pol, opt);
+    } catch (const std::domain_error& e) {
+      m = e.what();
+    }
+    CHECK_THAT(m, Catch::StartsWith("entmax::attention_backward: row_scale[0, 2, 1] must be finite and > 0"));
+    CHECK_THROWS_AS(entmax::attention(q, k, v, pol, opt), std::domain_error);
+  }
   opt.row_scale = {};
   opt.scale = 0.f;
   CHECK_THROWS_AS(entmax::attention(q, k, v, pol, opt), std::domain_error);

@@ -19,12 +19,14 @@ namespace {
 
 using Catch::Matchers::Contains;
 
-/// The message of the E thrown by f; records a failure when f throws nothing or another type.
+/// The message of the E thrown by f; records a failure when f throws nothing or another type,
+/// or when the message does not start with the qualified name of a function ("entmax::").
 template <class E, class F>
 std::string message_of(F&& f) {
   try {
     f();
   } catch (const E& e) {
+    CHECK_THAT(e.what(), Catch::Matchers::StartsWith("entmax::"));
     return e.what();
   } catch (const std::exception& e) {
     FAIL_CHECK("wrong exception type, message: " << e.what());

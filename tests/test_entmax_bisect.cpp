@@ -304,7 +304,7 @@ TEMPLATE_TEST_CASE("entmax_bisect rejects bad alpha before writing", "[entmax_bi
   }
   std::vector<T> p(3, T(42));
   CHECK_THROWS_WITH(entmax::entmax_bisect(z.data(), p.data(), 3, T(1)),
-                    Catch::Matchers::StartsWith("entmax_bisect: alpha must be > 1 (got 1)") &&
+                    Catch::Matchers::StartsWith("entmax::entmax_bisect: alpha must be > 1 (got 1)") &&
                         Catch::Matchers::Contains("softmax"));
 }
 

@@ -110,6 +110,13 @@ TEMPLATE_TEST_CASE("PerRowScale through row_scaled_forward/backward equals ASEnt
   CHECK(entmax::row_scaled_backward(pol, 1, 1, z.data(), p.data(), dp.data(), dz.data(), n) == T(0));
   for (std::size_t i = 0; i < n; ++i) CHECK((p[i] == T(0) && dz[i] == T(0)));
   CHECK(dscales[1] == T(0));
+  // A scale that is not finite and > 0 gives that row NaN (like an ASEntmax temperature).
+  for (T bad : {T(0), T(-2), std::numeric_limits<T>::infinity(), std::numeric_limits<T>::quiet_NaN()}) {
+    const std::vector<T> bad_scales(rows, bad);
+    const entmax::PerRowScale<T, entmax::Entmax15> bad_pol(entmax::Entmax15{}, bad_scales.data());
+    entmax::row_scaled_forward(bad_pol, 0, 5, z.data(), p.data(), n);
+    for (std::size_t i = 0; i < n; ++i) CHECK(std::isnan(p[i]));
+  }
 }
 
 TEST_CASE("sum_rows_per_head handles partial blocks and rejects zero extents", "[row_scaled]") {

@@ -81,7 +81,7 @@ ASEntmaxScaleGrad<T> asentmax_scale_partials(double beta, double gamma, std::siz
 template <class T>
 T asentmax_scale(T beta, T gamma, T delta, std::size_t npos) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::asentmax_scale: T must be float or double");
-  return static_cast<T>(detail::checked_asentmax_scale("asentmax_scale", beta, gamma, delta, npos));
+  return static_cast<T>(detail::checked_asentmax_scale("entmax::asentmax_scale", beta, gamma, delta, npos));
 }
 
 /// Partial derivatives of s = δ + β·L^γ (L = log npos): ∂s/∂β = L^γ, ∂s/∂γ = β L^γ log L,
@@ -89,7 +89,7 @@ T asentmax_scale(T beta, T gamma, T delta, std::size_t npos) {
 template <class T>
 ASEntmaxScaleGrad<T> asentmax_scale_grad(T beta, T gamma, T delta, std::size_t npos) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::asentmax_scale_grad: T must be float or double");
-  detail::checked_asentmax_scale("asentmax_scale_grad", beta, gamma, delta, npos);
+  detail::checked_asentmax_scale("entmax::asentmax_scale_grad", beta, gamma, delta, npos);
   return detail::asentmax_scale_partials<T>(beta, gamma, npos);
 }
 
@@ -106,8 +106,8 @@ ASEntmaxScaleGrad<T> asentmax_scale_grad(T beta, T gamma, T delta, std::size_t n
 template <class T>
 RowStats<T> asentmax(const T* z, T* p, std::size_t n, T alpha, T beta, T gamma, T delta, std::size_t npos) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::asentmax: T must be float or double");
-  detail::check_alpha("asentmax", alpha);
-  const T s = static_cast<T>(detail::checked_asentmax_scale("asentmax", beta, gamma, delta, npos));
+  detail::check_alpha("entmax::asentmax", alpha);
+  const T s = static_cast<T>(detail::checked_asentmax_scale("entmax::asentmax", beta, gamma, delta, npos));
   if (n == 0) return {-std::numeric_limits<T>::infinity(), T(0), 0};
   detail::scale_shifted_row(z, p, n, s);
   if (alpha == T(1.5)) return entmax15(static_cast<const T*>(p), p, n);
@@ -125,8 +125,8 @@ template <class T>
 ASEntmaxGrad<T> asentmax_backward(const T* z, const T* p, const T* dp, T* dz, std::size_t n, T alpha, T beta,
                                   T gamma, T delta, std::size_t npos) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::asentmax_backward: T must be float or double");
-  detail::check_alpha("asentmax_backward", alpha);
-  const T s = static_cast<T>(detail::checked_asentmax_scale("asentmax_backward", beta, gamma, delta, npos));
+  detail::check_alpha("entmax::asentmax_backward", alpha);
+  const T s = static_cast<T>(detail::checked_asentmax_scale("entmax::asentmax_backward", beta, gamma, delta, npos));
   if (n == 0) return {T(0), T(0), T(0), T(0)};
   if (alpha == T(1.5)) {
     entmax15_backward(p, dp, dz, n);

@@ -67,7 +67,7 @@ struct AttentionOptions {
   std::vector<T> alibi_slopes;
   /// Per-row multiplier [B, H, Nq] of the scores before the normalizer (a temperature): its
   /// gradient is returned by attention_backward in drow_scale. Values must be finite and > 0
-  /// (not checked: a bad value gives a NaN or degenerate row).
+  /// (std::domain_error naming the first bad entry otherwise).
   TensorView<T, 3> row_scale;
   /// Worker threads (0: std::thread::hardware_concurrency()). Results are bitwise identical for
   /// any value.
@@ -108,7 +108,8 @@ std::array<Eigen::Index, 4> dims4(const X& x) {
   return {x.dimension(0), x.dimension(1), x.dimension(2), x.dimension(3)};
 }
 
-/// Validates shapes and options (O(1) plus O(B + H) for the per-batch / per-head arrays) and
+/// Validates shapes and options (O(1) plus O(B + H) for the per-batch / per-head arrays and
+/// O(B·H·Nq) for the row scales) and
 /// fills the raw problem description. Throws before anything is written.
 template <class T>
 AttnProblem<T> make_problem(const char* fn, const std::array<Eigen::Index, 4>& qd,
@@ -162,7 +163,14 @@ AttnProblem<T> make_problem(const char* fn, const std::array<Eigen::Index, 4>& q
     if (d[0] != B || d[1] != H || d[2] != Nq)
       bad(message("row_scale has shape ", shape_str(d), " but must be [", B, ", ", H, ", ", Nq, "] for q ",
                   shape_str(qd)));
-    pr.row_scale = opt.row_scale.data;
+    const T* rs = opt.row_scale.data;
+    for (Index r = 0; r < B * H * Nq; ++r) {
+      if (!(std::isfinite(rs[r]) && rs[r] > T(0))) {
+        raise(ErrorKind::domain_error, message(fn, ": row_scale[", r / (H * Nq), ", ", r / Nq % H, ", ",
+                                               r % Nq, "] must be finite and > 0 (got ", rs[r], ")"));
+      }
+    }
+    pr.row_scale = rs;
   }
   pr.threads = opt.threads;
   pr.block_rows = static_cast<Index>(opt.block_rows);

@@ -40,7 +40,7 @@ namespace entmax {
 template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> entmax_bisect(const T* z, T* p, std::size_t n, T alpha) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax_bisect: T must be float or double");
-  detail::check_alpha("entmax_bisect", alpha);
+  detail::check_alpha("entmax::entmax_bisect", alpha);
   detail::debug_check_scores("entmax::entmax_bisect", z, n);
   const detail::RowScan<T> scan = detail::scan_row<T, Arch>(z, n);
   RowStats<T> stats{};
@@ -71,7 +71,7 @@ inline RowStats<T> entmax_bisect(const T* z, T* p, std::size_t n, T alpha) {
 template <class T, class Arch = xsimd::default_arch>
 inline void entmax_from_stats(const T* z, const RowStats<T>& stats, T* p, std::size_t n, T alpha) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax_from_stats: T must be float or double");
-  detail::check_alpha("entmax_from_stats", alpha);
+  detail::check_alpha("entmax::entmax_from_stats", alpha);
   if (detail::special_from_stats<T, Arch>(stats, p, n)) return;
   const double a = static_cast<double>(alpha) - 1.0;
   const double m = static_cast<double>(stats.max);
@@ -110,7 +110,7 @@ template <class T, class Arch = xsimd::default_arch>
 inline void entmax_bisect_backward(const T* p, const T* dp, T* dz, std::size_t n, T alpha) {
   static_assert(detail::is_supported_scalar_v<T>,
                 "entmax::entmax_bisect_backward: T must be float or double");
-  detail::check_alpha("entmax_bisect_backward", alpha);
+  detail::check_alpha("entmax::entmax_bisect_backward", alpha);
   if (alpha == T(2)) {
     detail::entmax_vjp<T, Arch>(p, dp, dz, n, detail::IndicatorWeight{});
   } else if (alpha == T(1.5)) {
@@ -134,7 +134,7 @@ inline void entmax_bisect_backward(const T* p, const T* dp, T* dz, std::size_t n
 template <class T, class Arch = xsimd::default_arch>
 inline T entmax_alpha_grad(const T* p, const T* dp, std::size_t n, T alpha) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax_alpha_grad: T must be float or double");
-  detail::check_alpha("entmax_alpha_grad", alpha);
+  detail::check_alpha("entmax::entmax_alpha_grad", alpha);
   using B = xsimd::batch<double, Arch>;
   constexpr std::size_t W = B::size;
   const double a = static_cast<double>(alpha) - 1.0;

@@ -46,9 +46,9 @@ inline long double sorted_prefix_power_sum(const std::vector<long double>& d, st
 template <class T>
 RowStats<T> entmax_sort(const T* z, T* p, std::size_t n, T alpha) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax_sort: T must be float or double");
-  detail::check_alpha("entmax_sort", alpha);
+  detail::check_alpha("entmax::entmax_sort", alpha);
   using ld = long double;
-  detail::debug_check_scores("entmax_sort", z, n);
+  detail::debug_check_scores("entmax::entmax_sort", z, n);
   const detail::RowScan<T> scan = detail::scan_row<T, xsimd::default_arch>(z, n);
   RowStats<T> special{};
   if (detail::special_row<T, xsimd::default_arch>(scan, p, n, special)) return special;
@@ -111,7 +111,7 @@ RowStats<T> entmax_sort(const T* z, T* p, std::size_t n, T alpha) {
     support += v != T(0);
   }
   const RowStats<T> stats{m, static_cast<T>(tau), support};
-  detail::debug_check_row("entmax_sort", p, n, stats, static_cast<double>(alpha));
+  detail::debug_check_row("entmax::entmax_sort", p, n, stats, static_cast<double>(alpha));
   return stats;
 }
 

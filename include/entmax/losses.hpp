@@ -112,7 +112,7 @@ T fenchel_young_loss(const N& norm, const T* z, std::size_t rows, std::size_t n,
                      const std::int64_t* targets, T* row_losses, T* dz, const LossOptions& opt = {}) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::fenchel_young_loss: T must be float or double");
   static_assert(is_normalizer_v<N, T>, "entmax::fenchel_young_loss: N must model the Normalizer trait");
-  constexpr const char* fn = "fenchel_young_loss";
+  constexpr const char* fn = "entmax::fenchel_young_loss";
   if (ld < n)
     detail::raise(ErrorKind::invalid_argument,
                   detail::message(fn, ": ld must be >= n (got ", ld, " < ", n, ")"));
@@ -195,7 +195,7 @@ LossResult<typename Derived::Scalar> fenchel_young_loss(const N& norm, const Eig
   static_assert(detail::is_supported_scalar_v<T>, "entmax::fenchel_young_loss: T must be float or double");
   if (targets.size() != static_cast<std::size_t>(z.rows())) {
     detail::raise(ErrorKind::invalid_argument,
-                  detail::message("fenchel_young_loss: need one target per row (got ", targets.size(),
+                  detail::message("entmax::fenchel_young_loss: need one target per row (got ", targets.size(),
                                   " targets for ", z.rows(), " rows)"));
   }
   using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -239,6 +239,7 @@ T entmax15_loss(const T* z, std::size_t rows, std::size_t n, const std::int64_t*
 template <class T>
 T entmax_bisect_loss(const T* z, std::size_t rows, std::size_t n, T alpha, const std::int64_t* targets,
                      T* row_losses, T* dz, const LossOptions& opt = {}) {
+  detail::check_alpha("entmax::entmax_bisect_loss", alpha);
   return fenchel_young_loss(EntmaxBisect<T>{alpha}, z, rows, n, n, targets, row_losses, dz, opt);
 }
 

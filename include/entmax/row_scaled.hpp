@@ -259,8 +259,8 @@ void sum_rows_per_head(const T* per_row, std::size_t rows, std::size_t heads, st
   static_assert(detail::is_supported_scalar_v<T>, "entmax::sum_rows_per_head: T must be float or double");
   if (rows != 0 && (heads == 0 || rows_per_head == 0)) {
     detail::raise(ErrorKind::invalid_argument,
-                  detail::message("sum_rows_per_head: heads and rows_per_head must be > 0 (got ", heads,
-                                  " and ", rows_per_head, ")"));
+                  detail::message("entmax::sum_rows_per_head: heads and rows_per_head must be > 0 (got ",
+                                  heads, " and ", rows_per_head, ")"));
   }
   for (std::size_t h = 0; h < heads; ++h) {
     double acc = 0;
@@ -274,8 +274,8 @@ void sum_rows_per_head(const T* per_row, std::size_t rows, std::size_t heads, st
 
 /// The plainest row-scaled normalizer: one scale per row from an array, and dL/ds per row into
 /// an optional array. `scales` and `dscales` hold one value per row (length = number of rows the
-/// consumer will visit); the policy does not own them. Scales must be finite and > 0 (not
-/// checked per row: a bad one gives a NaN or degenerate row).
+/// consumer will visit); the policy does not own them. A scale that is not finite and > 0 gives
+/// that row NaN, like an ASEntmax temperature out of range.
 template <class T, class Base>
 struct PerRowScale {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::PerRowScale: T must be float or double");
@@ -291,7 +291,11 @@ struct PerRowScale {
   PerRowScale(Base b, const T* s, T* ds = nullptr) : base_map(std::move(b)), scales(s), dscales(ds) {}
 
   const Base& base() const { return base_map; }
-  T scale(std::size_t row, std::size_t npos) const { return npos < 2 ? T(1) : scales[row]; }
+  T scale(std::size_t row, std::size_t npos) const {
+    if (npos < 2) return T(1);
+    const T s = scales[row];
+    return (std::isfinite(s) && s > T(0)) ? s : std::numeric_limits<T>::quiet_NaN();
+  }
   void scale_backward(std::size_t row, std::size_t npos, T ds) const {
     if (dscales) dscales[row] = npos < 2 ? T(0) : ds;
   }

@@ -53,7 +53,7 @@ T checked_ssmax_scale(const char* fn, T s, std::size_t npos) {
 template <class T>
 RowStats<T> scalable_softmax(const T* z, T* p, std::size_t n, T s, std::size_t npos) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::scalable_softmax: T must be float or double");
-  const T c = detail::checked_ssmax_scale("scalable_softmax", s, npos);
+  const T c = detail::checked_ssmax_scale("entmax::scalable_softmax", s, npos);
   if (n == 0) return {-std::numeric_limits<T>::infinity(), T(0), 0};
   detail::scale_shifted_row(z, p, n, c);
   return softmax(static_cast<const T*>(p), p, n);
@@ -70,7 +70,7 @@ ScalableSoftmaxGrad<T> scalable_softmax_backward(const T* z, const T* p, const T
                                                  T s, std::size_t npos) {
   static_assert(detail::is_supported_scalar_v<T>,
                 "entmax::scalable_softmax_backward: T must be float or double");
-  const T c = detail::checked_ssmax_scale("scalable_softmax_backward", s, npos);
+  const T c = detail::checked_ssmax_scale("entmax::scalable_softmax_backward", s, npos);
   if (n == 0) return {T(0), T(0)};
   softmax_backward(p, dp, dz, n);
   const T dc = detail::shifted_dot_then_scale(dz, z, n, c);

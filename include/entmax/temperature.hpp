@@ -167,7 +167,7 @@ std::vector<typename Derived::Scalar> tokens_to_rows(const Eigen::MatrixBase<Der
   if (static_cast<std::size_t>(m.rows()) != batch * n) {
     detail::raise(
         ErrorKind::invalid_argument,
-        detail::message("tokens_to_rows: m must have batch * N = ", batch * n, " rows (got ", m.rows(), ")"));
+        detail::message("entmax::tokens_to_rows: m must have batch * N = ", batch * n, " rows (got ", m.rows(), ")"));
   }
   const std::size_t heads = static_cast<std::size_t>(m.cols());
   std::vector<typename Derived::Scalar> out(batch * heads * n);

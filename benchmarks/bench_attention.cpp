@@ -104,6 +104,12 @@ void run_backward(benchmark::State& state, const N& norm, double score_scale, un
     auto g = entmax::attention_backward(p.q, p.k, p.v, p.dout, norm, opt);
     benchmark::DoNotOptimize(g.dq.data());
   }
+  // Density of the map (one untimed forward).
+  Eigen::Tensor<std::int64_t, 3, Eigen::RowMajor> support;
+  (void)entmax::attention(p.q, p.k, p.v, norm, opt, &support);
+  double nnz = 0;
+  for (Eigen::Index i = 0; i < support.size(); ++i) nnz += double(support.data()[i]);
+  state.counters["density"] = nnz / (double(n) * double(n));
   set_counters(state, double(n), double(n), 5);
 }
 

@@ -108,18 +108,6 @@ inline void prefetch_row(const T* x, Index D) {
 /// How many non-empty columns ahead the gather loops prefetch the next rows of K or V.
 inline constexpr std::size_t prefetch_distance = 4;
 
-/// vals (CSC order) = the plan's non-zero entries of A, read row by row (cache-friendly).
-template <class T>
-void gather_values(const BlockPlan& plan, const T* A, Index lda, std::vector<T>& vals) {
-  vals.resize(static_cast<std::size_t>(plan.nnz));
-  for (Index i = 0; i < plan.rows; ++i) {
-    const T* a = A + i * lda;
-    for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)]; ++t)
-      vals[static_cast<std::size_t>(plan.pos[static_cast<std::size_t>(t)])] =
-          a[plan.idx[static_cast<std::size_t>(t)]];
-  }
-}
-
 /// y[0, D) += a · x[0, D).
 template <class T>
 inline void axpy(T a, const T* x, T* y, Index D) {
@@ -133,8 +121,58 @@ inline T dot(const T* x, const T* y, Index D) {
   return s;
 }
 
+/// o[0, W) = Σ_t a[ix[t]] · M[ix[t]][d0, d0 + W) (t ascending) with the W sums in registers.
+template <class T, Index W>
+inline void gather_rows_fixed(const std::uint32_t* ix, Index n, const T* a, const T* M, Index D, Index d0,
+                              T* o) {
+  T acc[static_cast<std::size_t>(W)] = {};
+  for (Index t = 0; t < n; ++t) {
+    if (t + static_cast<Index>(prefetch_distance) < n)
+      prefetch_row(M + ix[t + static_cast<Index>(prefetch_distance)] * D + d0, W);
+    const T s = a[ix[t]];
+    const T* m = M + ix[t] * D + d0;
+    for (Index d = 0; d < W; ++d) acc[d] += s * m[d];
+  }
+  for (Index d = 0; d < W; ++d) o[d] = acc[d];
+}
+
+/// out_i (D entries) = Σ_t a[ix[t]] · M[ix[t]] over the listed columns of one row, ascending.
 template <class T>
-void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz_hint) {
+void gather_row_product(const std::uint32_t* ix, Index n, const T* a, const T* M, Index D, T* out) {
+  constexpr Index W = 64;
+  Index d0 = 0;
+  for (; d0 + W <= D; d0 += W) gather_rows_fixed<T, W>(ix, n, a, M, D, d0, out + d0);
+  if (d0 < D) {
+    std::fill(out + d0, out + D, T(0));
+    for (Index t = 0; t < n; ++t) axpy(a[ix[t]], M + ix[t] * D + d0, out + d0, D - d0);
+  }
+}
+
+/// g[ix[t]] = x · M[ix[t]] for the listed columns of one row.
+template <class T>
+void gather_row_dots(const std::uint32_t* ix, Index n, const T* x, const T* M, Index D, T* g) {
+  for (Index t = 0; t < n; ++t) {
+    if (t + static_cast<Index>(prefetch_distance) < n)
+      prefetch_row(M + ix[t + static_cast<Index>(prefetch_distance)] * D, D);
+    g[ix[t]] = dot(x, M + ix[t] * D, D);
+  }
+}
+
+/// vals (CSC order) = the plan's non-zero entries of A, read row by row (cache-friendly).
+template <class T>
+void gather_values(const BlockPlan& plan, const T* A, Index lda, std::vector<T>& vals) {
+  vals.resize(static_cast<std::size_t>(plan.nnz));
+  for (Index i = 0; i < plan.rows; ++i) {
+    const T* a = A + i * lda;
+    for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)]; ++t)
+      vals[static_cast<std::size_t>(plan.pos[static_cast<std::size_t>(t)])] =
+          a[plan.idx[static_cast<std::size_t>(t)]];
+  }
+}
+
+template <class T>
+void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz_hint,
+               bool need_columns = true) {
   const Index R = plan.rows;
   plan.common = R ? *std::min_element(plan.len.begin(), plan.len.begin() + R) : 0;
   plan.ncols = R ? *std::max_element(plan.len.begin(), plan.len.begin() + R) : 0;
@@ -152,7 +190,7 @@ void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz
     plan.nnz = plan.off[static_cast<std::size_t>(R)];
     if (static_cast<double>(plan.nnz) < gather_density * static_cast<double>(cells)) {
       plan.gather = true;
-      build_columns(plan);
+      if (need_columns) build_columns(plan);
       return;
     }
   } else if (static_cast<double>(nnz_hint) < gather_density * static_cast<double>(cells)) {
@@ -170,7 +208,7 @@ void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz
     plan.nnz = static_cast<Index>(k);
     if (static_cast<double>(k) < gather_density * static_cast<double>(cells)) {
       plan.gather = true;
-      build_columns(plan);
+      if (need_columns) build_columns(plan);
       return;
     }
   }
@@ -195,37 +233,22 @@ void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz
 }
 
 /// out (R × D, row stride D) = A · M, where A (row stride lda) has the non-zero pattern of the
-/// plan (a subset of it is fine) and M is [keys, D] row-major. For a gather plan, vals may hold
-/// A's entries in the plan's CSC order (gather_values); null gathers them here.
+/// plan (a subset of it is fine) and M is [keys, D] row-major.
 template <class T>
-void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Index D, T* out,
-                   const T* vals = nullptr) {
+void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Index D, T* out) {
   const Index R = plan.rows;
   using CVec = Eigen::Map<const RowVec<T>>;
   using Vec = Eigen::Map<RowVec<T>>;
-  StridedMap<T> O(out, R, D, Eigen::OuterStride<>(D));
-  O.setZero();
   if (plan.gather) {
-    // Column order: each M row is read once per block; for every output row the terms are still
-    // added in ascending key order.
-    if (!vals) {
-      thread_local std::vector<T> tmp;
-      gather_values(plan, A, lda, tmp);
-      vals = tmp.data();
-    }
-    const std::size_t nc = plan.nz_cols.size();
-    for (std::size_t k = 0; k < nc; ++k) {
-      if (k + prefetch_distance < nc) prefetch_row(M + plan.nz_cols[k + prefetch_distance] * D, D);
-      const Index j = plan.nz_cols[k];
-      const T* m = M + j * D;
-      for (Index t = plan.col_off[static_cast<std::size_t>(j)];
-           t < plan.col_off[static_cast<std::size_t>(j + 1)]; ++t) {
-        const Index i = plan.col_row[static_cast<std::size_t>(t)];
-        axpy(vals[t], m, out + i * D, D);
-      }
+    // Row order: each output row is accumulated in registers over its keys, ascending.
+    for (Index i = 0; i < R; ++i) {
+      const Index t0 = plan.off[static_cast<std::size_t>(i)], t1 = plan.off[static_cast<std::size_t>(i + 1)];
+      gather_row_product(plan.idx.data() + t0, t1 - t0, A + i * lda, M, D, out + i * D);
     }
     return;
   }
+  StridedMap<T> O(out, R, D, Eigen::OuterStride<>(D));
+  O.setZero();
   CStridedMap<T> Am(A, R, plan.ncols, Eigen::OuterStride<>(lda));
   Eigen::Map<const RowMat<T>> Mm(M, plan.ncols, D);
   for (const auto& run : plan.runs) {
@@ -248,18 +271,11 @@ void block_sampled(const BlockPlan& plan, const T* P, Index ldp, const T* X, con
   const Index R = plan.rows;
   using CVec = Eigen::Map<const RowVec<T>>;
   if (plan.gather) {
-    for (Index i = 0; i < R; ++i)
-      std::fill(G + i * ldg, G + i * ldg + plan.len[static_cast<std::size_t>(i)], T(0));
-    const std::size_t nc = plan.nz_cols.size();
-    for (std::size_t k = 0; k < nc; ++k) {
-      if (k + prefetch_distance < nc) prefetch_row(M + plan.nz_cols[k + prefetch_distance] * D, D);
-      const Index j = plan.nz_cols[k];
-      const T* m = M + j * D;
-      for (Index t = plan.col_off[static_cast<std::size_t>(j)];
-           t < plan.col_off[static_cast<std::size_t>(j + 1)]; ++t) {
-        const Index i = plan.col_row[static_cast<std::size_t>(t)];
-        G[i * ldg + j] = dot(X + i * D, m, D);
-      }
+    for (Index i = 0; i < R; ++i) {
+      T* g = G + i * ldg;
+      std::fill(g, g + plan.len[static_cast<std::size_t>(i)], T(0));
+      const Index t0 = plan.off[static_cast<std::size_t>(i)], t1 = plan.off[static_cast<std::size_t>(i + 1)];
+      gather_row_dots(plan.idx.data() + t0, t1 - t0, X + i * D, M, D, g);
     }
     return;
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <entmax/detail/attention_blocks.hpp>
+#include <entmax/detail/packed_keys.hpp>
 #include <entmax/detail/parallel.hpp>
 #include <entmax/normalizer.hpp>
 #include <entmax/row_scaled.hpp>
@@ -106,6 +107,7 @@ constexpr bool policy_is_sparse() {
 template <class T>
 struct BlockScratch {
   std::vector<T> a, p, g, zrow, qbuf;
+  AlignedVector<T> bbuf;  // packed query block of packed_scores
   std::vector<T> pv, gv;  // gather plans of the backward: p and g in the plan's CSC order
   std::vector<Index> visible;
   BlockPlan plan;
@@ -120,21 +122,51 @@ struct BlockScratch {
   }
 };
 
+/// K of every (batch, kv head) slice packed once for packed_scores (empty: not packed).
+template <class T>
+struct PackedK {
+  AlignedVector<T> data;
+  Index stride = 0;  // entries per slice, rounded up to 64 bytes (the packed panels are aligned)
+  const T* slice(const AttnProblem<T>& pr, Index b, Index h) const {
+    return data.empty() ? nullptr : data.data() + (b * pr.KH + pr.kv_head(h)) * stride;
+  }
+};
+
+/// Packs K when the query blocks use GEMMs (two or more rows) and the keys fill at least one
+/// chunk; parallel over slices.
+template <class T>
+void maybe_pack_keys(const AttnProblem<T>& pr, Index block_rows, PackedK<T>& pk) {
+  if (std::min(block_rows, pr.Nq) < 2 || pr.Nk < KeyPacking<T>::chunk || pr.D == 0) return;
+  constexpr Index align = 64 / static_cast<Index>(sizeof(T));
+  pk.stride = (pr.Nk * pr.D + align - 1) / align * align;
+  pk.data.resize(static_cast<std::size_t>(pr.B * pr.KH * pk.stride));
+  const auto slices = static_cast<std::size_t>(pr.B * pr.KH);
+  parallel_for(slices, resolve_threads(pr.threads), [&](std::size_t s, std::size_t) {
+    pack_keys(pr.k + static_cast<Index>(s) * pr.Nk * pr.D, pr.Nk, pr.D,
+              pk.data.data() + static_cast<Index>(s) * pk.stride);
+  });
+}
+
 /// dst (R × ncols, row stride ncols) = (scale · Q[r0, r0 + R)) · K[0, ncols)ᵀ for slice (b, h).
-/// The scale is folded into a copy of the (small) query block; one row uses a GEMV.
+/// The scale is folded into a copy of the (small) query block; one row uses a GEMV. packed is the
+/// slice's packed K or null.
 template <class T>
 void block_scores(const AttnProblem<T>& pr, Index b, Index h, Index r0, Index R, Index ncols, T* dst,
-                  std::vector<T>& qbuf) {
+                  BlockScratch<T>& ws, const T* packed) {
   const Index D = pr.D;
+  auto& qbuf = ws.qbuf;
   qbuf.resize(static_cast<std::size_t>(R * D));
   Eigen::Map<RowMat<T>> Qs(qbuf.data(), R, D);
   Qs.noalias() = pr.scale * Eigen::Map<const RowMat<T>>(pr.q_rows(b, h, r0), R, D);
-  Eigen::Map<const RowMat<T>> Kb(pr.k + pr.kv_offset(b, h), ncols, D);
+  const T* K = pr.k + pr.kv_offset(b, h);
+  Eigen::Map<const RowMat<T>> Kb(K, ncols, D);
   if (R == 1) {
     using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
     Eigen::Map<Vec>(dst, ncols).noalias() = Kb * Eigen::Map<const Vec>(qbuf.data(), D);
     return;
   }
+  if (packed)
+    return packed_scores(packed, K, ncols, D, static_cast<const T*>(qbuf.data()), R, dst, ncols, ws.bbuf);
   Eigen::Map<RowMat<T>> S(dst, R, ncols);
   S.noalias() = Qs * Kb.transpose();
 }
@@ -142,7 +174,7 @@ void block_scores(const AttnProblem<T>& pr, Index b, Index h, Index r0, Index R,
 /// Forward of rows [r0, r0 + R) of slice (b, h): writes R output rows and (optionally) support.
 template <class T, class N>
 void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, Index r0, Index R,
-                   BlockScratch<T>& ws, T* out, std::int64_t* support) {
+                   BlockScratch<T>& ws, T* out, std::int64_t* support, const T* packed) {
   const Index D = pr.D;
   Index ncols = 0;
   ws.reserve(R, 0, false, false);
@@ -158,7 +190,7 @@ void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, In
   }
   ws.reserve(R, ncols, false, false);
   T* P = ws.p.data();
-  block_scores(pr, b, h, r0, R, ncols, P, ws.qbuf);
+  block_scores(pr, b, h, r0, R, ncols, P, ws, packed);
   Index nnz = 0;
   // Sparse maps: list each row's non-zeros while it is hot, as long as rows stay sparse.
   bool listing = policy_is_sparse<N>();
@@ -181,7 +213,7 @@ void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, In
         listing = ws.plan.listed = false;
     }
   }
-  make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores(), nnz);
+  make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores(), nnz, false);
   block_product(ws.plan, P, ncols, pr.v + pr.kv_offset(b, h), D, out);
 }
 
@@ -273,7 +305,7 @@ void run_forward_split_keys(const AttnProblem<T>& pr, const N& norm, T* out, std
         plan.len[static_cast<std::size_t>(i)] = std::clamp<Index>(pr.visible_len(b, i) - c0, 0, decode_chunk);
       const T* Pc = S.data() + sl * R * Nk + c0;
       make_plan(Pc, Nk, plan, !policy_is_sparse<N>() && pr.plain_scores(),
-                policy_is_sparse<N>() ? 0 : R * decode_chunk);
+                policy_is_sparse<N>() ? 0 : R * decode_chunk, false);
       block_product(plan, Pc, Nk, pr.v + pr.kv_offset(b, h) + c0 * D, D,
                     partial.data() + (sl * nchunks + c) * R * D);
     });
@@ -297,6 +329,8 @@ void run_forward(const AttnProblem<T>& pr, const N& norm, T* out, std::int64_t* 
   const auto tasks = static_cast<std::size_t>(pr.B * pr.H * nblk);
   const unsigned threads = resolve_threads(pr.threads);
   std::vector<BlockScratch<T>> scratch(std::min<std::size_t>(threads, tasks));
+  PackedK<T> pk;
+  maybe_pack_keys(pr, R, pk);
   parallel_for(tasks, threads, [&](std::size_t task, std::size_t worker) {
     const Index t = static_cast<Index>(task);
     const Index bh = t / nblk, blk = t % nblk;
@@ -304,7 +338,7 @@ void run_forward(const AttnProblem<T>& pr, const N& norm, T* out, std::int64_t* 
     const Index r0 = blk * R, rows = std::min(R, pr.Nq - r0);
     const Index row0 = (b * pr.H + h) * pr.Nq + r0;
     forward_block(pr, norm, b, h, r0, rows, scratch[worker], out + row0 * pr.D,
-                  support ? support + row0 : nullptr);
+                  support ? support + row0 : nullptr, pk.slice(pr, b, h));
   });
 }
 
@@ -321,7 +355,7 @@ struct BackwardOut {
 /// Leaves p and g = dL/d(q·k) of the block in the scratch for phase B.
 template <class T, class N>
 void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Index b, Index h, Index r0,
-                    Index R, BlockScratch<T>& ws, const BackwardOut<T>& res) {
+                    Index R, BlockScratch<T>& ws, const BackwardOut<T>& res, const T* packed) {
   const Index D = pr.D;
   constexpr bool row_scaled = is_row_scaled_v<N>;
   const bool need_a = row_scaled || pr.row_scale;
@@ -346,7 +380,7 @@ void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Inde
   T* A = need_a ? ws.a.data() : ws.p.data();
   T* P = ws.p.data();
   T* G = ws.g.data();
-  block_scores(pr, b, h, r0, R, ncols, A, ws.qbuf);
+  block_scores(pr, b, h, r0, R, ncols, A, ws, packed);
   Index nnz = 0;
   for (Index r = 0; r < R; ++r) {
     const Index n = ws.plan.len[static_cast<std::size_t>(r)];
@@ -393,8 +427,7 @@ void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Inde
     gather_values(ws.plan, static_cast<const T*>(P), ncols, ws.pv);
     gather_values(ws.plan, static_cast<const T*>(G), ncols, ws.gv);
   }
-  block_product(ws.plan, G, ncols, pr.k + pr.kv_offset(b, h), D, res.dq + row0 * D,
-                ws.plan.gather ? ws.gv.data() : nullptr);
+  block_product(ws.plan, G, ncols, pr.k + pr.kv_offset(b, h), D, res.dq + row0 * D);
 }
 
 /// Backward over all blocks. Blocks run in waves: phase A (parallel over the wave's blocks)
@@ -418,6 +451,8 @@ void run_backward(const AttnProblem<T>& pr, const N& norm, const T* dout, const 
                                                   static_cast<Index>(budget / std::max(1.0, slot_bytes))));
   wave = std::min(wave, total);
   std::vector<BlockScratch<T>> slots(static_cast<std::size_t>(wave));
+  PackedK<T> pk;
+  maybe_pack_keys(pr, R, pk);
   struct Item {
     Index b, h, r0, rows;
   };
@@ -437,7 +472,7 @@ void run_backward(const AttnProblem<T>& pr, const N& norm, const T* dout, const 
     const Index w1 = std::min(total, w0 + wave);
     parallel_for(static_cast<std::size_t>(w1 - w0), threads, [&](std::size_t s, std::size_t) {
       const Item it = item_of(w0 + static_cast<Index>(s));
-      backward_block(pr, norm, dout, it.b, it.h, it.r0, it.rows, slots[s], res);
+      backward_block(pr, norm, dout, it.b, it.h, it.r0, it.rows, slots[s], res, pk.slice(pr, it.b, it.h));
     });
     if (nranges == 0) continue;
     const Index slice0 = w0 / blocks_per_slice, slice1 = (w1 - 1) / blocks_per_slice + 1;

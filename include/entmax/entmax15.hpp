@@ -6,6 +6,7 @@
 #include <entmax/detail/debug.hpp>
 #include <entmax/detail/entmax_backward.hpp>
 #include <entmax/detail/row.hpp>
+#include <entmax/detail/row_output.hpp>
 #include <entmax/detail/scratch.hpp>
 #include <entmax/detail/simd.hpp>
 #include <entmax/detail/threshold.hpp>
@@ -20,47 +21,48 @@
 namespace entmax {
 
 namespace detail {
-// p = max((z − m)·½ − τ, 0)², one pass. With d the exact values, τ off by δ (≤ 1 ulp) moves Σp
-// by 2δ·Σd ≤ 2δ·√support (Σd² = 1); the output roundings add ≤ 1.5ε. When the first could
-// exceed 2ε (float) / 12ε (double), the same pass also sums p (detail::RowSum) and p is
-// renormalised in a second pass if Σp is more than 2ε / 4ε off. Everything depends on
-// (z, m, τ, support) only, so from_stats reproduces it bitwise.
+// p = max((z − m)·½ − τ, 0)², as a batch map and a scalar map; from_x takes x = (z − m)·½.
+template <class T, class Arch>
+struct Entmax15Map {
+  using B = xsimd::batch<T, Arch>;
+  T m, tau;
+  B mb, tb;
+  Entmax15Map(T m_, T tau_) : m(m_), tau(tau_), mb(m_), tb(tau_) {}
+  B operator()(const B& z) const { return from_x((z - mb) * B(T(0.5))); }
+  T operator()(T z) const { return from_x((z - m) * T(0.5)); }
+  B from_x(const B& x) const {
+    const B d = xsimd::max(x - tb, B(T(0)));
+    return d * d;
+  }
+  T from_x(T x) const {
+    T d = x - tau;
+    d = d > T(0) ? d : T(0);
+    return d * d;
+  }
+};
+
+// With d the exact values, τ off by δ (≤ 1 ulp) moves Σp by 2δ·Σd ≤ 2δ·√support (Σd² = 1);
+// the output roundings add ≤ 1.5ε. When the first could exceed 2ε (float) / 12ε (double), Σp
+// is taken over the non-zero outputs (detail::sum_outputs) and p renormalised if it is more
+// than 2ε / 4ε off. Everything depends on (z, m, τ, support) only, so from_stats reproduces it
+// bitwise.
+template <class T>
+inline bool entmax15_sum_at_risk(T tau, std::size_t support) {
+  constexpr double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
+  const double u = ulp_at(tau), c = (std::is_same_v<T, float> ? 1.0 : 6.0) * eps;  // 2√k·u > 2c ⇔ k·u² > c²
+  return static_cast<double>(support) * u * u > c * c;
+}
+
+// The output pass of from_stats: p, and when the sum is at risk its non-zero values collected
+// (scratch) to decide the renormalisation exactly as the forward does.
 template <class T, class Arch>
 inline void entmax15_output(const T* z, T* p, std::size_t n, T m, T tau, std::size_t support) {
-  using B = xsimd::batch<T, Arch>;
-  constexpr std::size_t W = B::size;
-  constexpr bool is_float = std::is_same_v<T, float>;
-  constexpr double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
-  const B mb(m), tb(tau), half(T(0.5)), zero(T(0));
-  std::size_t i = 0;
-  const double u = ulp_at(tau), c = (is_float ? 1.0 : 6.0) * eps;  // 2√k·u > 2c ⇔ k·u² > c²
-  if (!(static_cast<double>(support) * u * u > c * c)) {
-    for (; i + W <= n; i += W) {
-      const B d = xsimd::max((B::load_unaligned(z + i) - mb) * half - tb, zero);
-      (d * d).store_unaligned(p + i);
-    }
-    for (; i < n; ++i) {
-      T d = (z[i] - m) * T(0.5) - tau;
-      d = d > T(0) ? d : T(0);
-      p[i] = d * d;
-    }
-    return;
-  }
-  RowSum<T, Arch> sum;
-  for (; i + W <= n; i += W) {
-    const B d = xsimd::max((B::load_unaligned(z + i) - mb) * half - tb, zero);
-    const B q = d * d;
-    q.store_unaligned(p + i);
-    sum.add(q);
-  }
-  for (; i < n; ++i) {
-    T d = (z[i] - m) * T(0.5) - tau;
-    d = d > T(0) ? d : T(0);
-    p[i] = d * d;
-    sum.add(p[i]);
-  }
-  const double s = sum.value();
-  if (std::fabs(s - 1.0) > (is_float ? 2.0 : 4.0) * eps && s > 0.0) scale_row<T, Arch>(p, n, 1.0 / s);
+  const Entmax15Map<T, Arch> map(m, tau);
+  if (!entmax15_sum_at_risk(tau, support)) return write_output<T, Arch>(z, p, n, map, 0.0);
+  T* nz = scratch<T>(n + batch_size<T, Arch>);
+  const std::size_t c = write_output_collect<T, Arch>(z, p, n, map, nz);
+  const double r = renormalisation<T>(sum_outputs<T, Arch>(nz, c));
+  if (r != 0.0) scale_row<T, Arch>(p, n, r);
 }
 }  // namespace detail
 
@@ -71,18 +73,19 @@ inline void entmax15_output(const T* z, T* p, std::size_t n, T m, T tau, std::si
 /// @return   RowStats: max m, tau (shifted coordinates, in [−1, −1/√n]), support = non-zeros.
 /// Numerics: exact threshold (Newton from the left on the candidates above −1, closed-form
 /// finish certified on the support, sums in double-double, τ rounded to nearest T; on deep
-/// supports Σp is checked in the output pass and p renormalised if it is off by more than 2ε
-/// (float) / 4ε (double), see detail::entmax15_output). −inf scores give
+/// supports Σp is taken over the support and p renormalised in the output pass if it is off by
+/// more than 2ε (float) / 4ε (double), see detail::entmax15_sum_at_risk). −inf scores give
 /// exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses a
 /// thread-local scratch buffer of n elements.
 template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15: T must be float or double");
   detail::debug_check_scores("entmax::entmax15", z, n);
-  T* buf = detail::scratch<T>(n + detail::batch_size<T, Arch>);
+  T* buf = detail::scratch<T>(detail::collect_scratch_size<T, Arch>(n));
+  T* tmp = buf + n + detail::batch_size<T, Arch>;
   detail::RowScan<T> scan{};
   T theta{};
-  std::size_t k = detail::collect_above_bound<T, Arch, detail::Entmax15Bound>(z, n, buf, scan, theta);
+  std::size_t k = detail::collect_above_bound<T, Arch, detail::Entmax15Bound>(z, n, buf, tmp, scan, theta);
   RowStats<T> stats{};
   if (detail::special_row<T, Arch>(scan, p, n, stats)) return stats;
   detail::shift_scale<T, Arch>(buf, k, scan.max, T(0.5));
@@ -94,7 +97,11 @@ inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
   stats.max = scan.max;
   stats.tau = tau;
   stats.support = detail::count_above(buf, k, tau);
-  detail::entmax15_output<T, Arch>(z, p, n, scan.max, tau, stats.support);
+  const detail::Entmax15Map<T, Arch> map(scan.max, tau);
+  double r = 0.0;  // the candidates hold every non-zero output, in index order
+  if (detail::entmax15_sum_at_risk(tau, stats.support))
+    r = detail::renormalisation<T>(detail::candidate_output_sum<T, Arch>(buf, k, map));
+  detail::write_output<T, Arch>(z, p, n, map, r);
   detail::debug_check_row("entmax::entmax15", p, n, stats, 1.5);
   return stats;
 }

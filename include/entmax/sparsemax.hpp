@@ -6,6 +6,7 @@
 #include <entmax/detail/debug.hpp>
 #include <entmax/detail/entmax_backward.hpp>
 #include <entmax/detail/row.hpp>
+#include <entmax/detail/row_output.hpp>
 #include <entmax/detail/scratch.hpp>
 #include <entmax/detail/simd.hpp>
 #include <entmax/detail/threshold.hpp>
@@ -20,40 +21,45 @@
 namespace entmax {
 
 namespace detail {
-// p = max((z − m) − τ, 0), one pass. Σp − 1 = support·(τ* − τ) up to the output roundings
-// (≤ ε/2), so τ rounded to T (≤ 1 ulp away) can leave Σp support·ulp(τ) off. When that could
-// exceed 3ε (float) / 12ε (double), the same pass also sums p (detail::RowSum) and p is
-// renormalised in a second pass if Σp is more than 2ε / 4ε off. Everything depends on
-// (z, m, τ, support) only, so from_stats reproduces it bitwise.
+// p = max((z − m) − τ, 0), as a batch map and a scalar map; from_x takes x = z − m.
+template <class T, class Arch>
+struct SparsemaxMap {
+  using B = xsimd::batch<T, Arch>;
+  T m, tau;
+  B mb, tb;
+  SparsemaxMap(T m_, T tau_) : m(m_), tau(tau_), mb(m_), tb(tau_) {}
+  B operator()(const B& z) const { return xsimd::max((z - mb) - tb, B(T(0))); }
+  T operator()(T z) const {
+    const T d = (z - m) - tau;
+    return d > T(0) ? d : T(0);
+  }
+  B from_x(const B& x) const { return xsimd::max(x - tb, B(T(0))); }
+  T from_x(T x) const {
+    const T d = x - tau;
+    return d > T(0) ? d : T(0);
+  }
+};
+
+// Σp − 1 = support·(τ* − τ) up to the output roundings (≤ ε/2), so τ rounded to T (≤ 1 ulp
+// away) can leave Σp support·ulp(τ) off. When that could exceed 3ε (float) / 12ε (double), Σp
+// is taken over the non-zero outputs (detail::sum_outputs) and p renormalised if it is more than
+// 2ε / 4ε off. Everything depends on (z, m, τ, support) only, so from_stats reproduces it bitwise.
+template <class T>
+inline bool sparsemax_sum_at_risk(T tau, std::size_t support) {
+  constexpr double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
+  return static_cast<double>(support) * ulp_at(tau) > (std::is_same_v<T, float> ? 3.0 : 12.0) * eps;
+}
+
+// The output pass of from_stats: p, and when the sum is at risk its non-zero values collected
+// (scratch) to decide the renormalisation exactly as the forward does.
 template <class T, class Arch>
 inline void sparsemax_output(const T* z, T* p, std::size_t n, T m, T tau, std::size_t support) {
-  using B = xsimd::batch<T, Arch>;
-  constexpr std::size_t W = B::size;
-  constexpr bool is_float = std::is_same_v<T, float>;
-  constexpr double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
-  const B mb(m), tb(tau), zero(T(0));
-  std::size_t i = 0;
-  if (!(static_cast<double>(support) * ulp_at(tau) > (is_float ? 3.0 : 12.0) * eps)) {
-    for (; i + W <= n; i += W) xsimd::max((B::load_unaligned(z + i) - mb) - tb, zero).store_unaligned(p + i);
-    for (; i < n; ++i) {
-      const T d = (z[i] - m) - tau;
-      p[i] = d > T(0) ? d : T(0);
-    }
-    return;
-  }
-  RowSum<T, Arch> sum;
-  for (; i + W <= n; i += W) {
-    const B d = xsimd::max((B::load_unaligned(z + i) - mb) - tb, zero);
-    d.store_unaligned(p + i);
-    sum.add(d);
-  }
-  for (; i < n; ++i) {
-    const T d = (z[i] - m) - tau;
-    p[i] = d > T(0) ? d : T(0);
-    sum.add(p[i]);
-  }
-  const double s = sum.value();
-  if (std::fabs(s - 1.0) > (is_float ? 2.0 : 4.0) * eps && s > 0.0) scale_row<T, Arch>(p, n, 1.0 / s);
+  const SparsemaxMap<T, Arch> map(m, tau);
+  if (!sparsemax_sum_at_risk(tau, support)) return write_output<T, Arch>(z, p, n, map, 0.0);
+  T* nz = scratch<T>(n + batch_size<T, Arch>);
+  const std::size_t c = write_output_collect<T, Arch>(z, p, n, map, nz);
+  const double r = renormalisation<T>(sum_outputs<T, Arch>(nz, c));
+  if (r != 0.0) scale_row<T, Arch>(p, n, r);
 }
 }  // namespace detail
 
@@ -63,18 +69,19 @@ inline void sparsemax_output(const T* z, T* p, std::size_t n, T m, T tau, std::s
 /// @param p  n outputs; may alias z (in-place).
 /// @return   RowStats: max m, tau (shifted coordinates, in [−1, −1/n]), support = non-zeros.
 /// Numerics: exact threshold (Michelot on the candidates above −1, sums in double-double, τ rounded to
-/// nearest T; when support·|τ| is large, Σp is checked in the output pass and p renormalised if it
-/// is off by more than 2ε (float) / 4ε (double), see detail::sparsemax_output). −inf scores give exactly 0;
-/// all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses a thread-local scratch buffer of n
-/// elements.
+/// nearest T; when support·|τ| is large, Σp is taken over the support and p renormalised in the
+/// output pass if it is off by more than 2ε (float) / 4ε (double), see detail::sparsemax_sum_at_risk). −inf
+/// scores give exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses a thread-local
+/// scratch buffer of n elements.
 template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax: T must be float or double");
   detail::debug_check_scores("entmax::sparsemax", z, n);
-  T* buf = detail::scratch<T>(n + detail::batch_size<T, Arch>);
+  T* buf = detail::scratch<T>(detail::collect_scratch_size<T, Arch>(n));
+  T* tmp = buf + n + detail::batch_size<T, Arch>;
   detail::RowScan<T> scan{};
   T theta{};
-  std::size_t k = detail::collect_above_bound<T, Arch, detail::SparsemaxBound>(z, n, buf, scan, theta);
+  std::size_t k = detail::collect_above_bound<T, Arch, detail::SparsemaxBound>(z, n, buf, tmp, scan, theta);
   RowStats<T> stats{};
   if (detail::special_row<T, Arch>(scan, p, n, stats)) return stats;
   detail::shift_scale<T, Arch>(buf, k, scan.max, T(1));
@@ -84,7 +91,11 @@ inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   stats.max = scan.max;
   stats.tau = tau;
   stats.support = detail::count_above(buf, k, tau);
-  detail::sparsemax_output<T, Arch>(z, p, n, scan.max, tau, stats.support);
+  const detail::SparsemaxMap<T, Arch> map(scan.max, tau);
+  double r = 0.0;  // the candidates hold every non-zero output, in index order
+  if (detail::sparsemax_sum_at_risk(tau, stats.support))
+    r = detail::renormalisation<T>(detail::candidate_output_sum<T, Arch>(buf, k, map));
+  detail::write_output<T, Arch>(z, p, n, map, r);
   detail::debug_check_row("entmax::sparsemax", p, n, stats, 2.0);
   return stats;
 }

@@ -154,103 +154,163 @@ struct Entmax15Bound {
   static double newton(double theta, double, double sd, double sd2) { return theta + (0.5 * sd2 - 2.0) / sd; }
 };
 
-/// One pass over the row that finds its max, detects NaN, and collects into buf (n + batch
-/// elements) every score above a running lower bound θ of the absolute threshold — so buf
-/// holds a superset of the support. θ is raised at chunk ends from the collected scores
-/// (Bound::slack) and the running max, and the buffer is compacted whenever it has doubled.
-/// Returns the number of collected scores; `scan` gets max and invalid (min is not computed),
-/// `theta` the final bound (every score not collected is ≤ theta).
+/// Lanes of the first read of collect_above_bound (its accumulators times the batch size).
+template <class T, class Arch>
+inline constexpr std::size_t collect_lanes = 4 * xsimd::batch<T, Arch>::size;
+
+/// Elements of scratch collect_above_bound needs for a row of n: buf (n + batch), then tmp.
+template <class T, class Arch>
+inline constexpr std::size_t collect_scratch_size(std::size_t n) {
+  return 2 * (n + xsimd::batch<T, Arch>::size) + collect_lanes<T, Arch>;
+}
+
+/// Number of true lanes.
+template <class T, class A>
+inline std::size_t count_true(const xsimd::batch_bool<T, A>& b) {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  alignas(64) bool k[W];
+  b.store_aligned(k);
+  std::size_t c = 0;
+  for (std::size_t j = 0; j < W; ++j) c += k[j] ? 1u : 0u;
+  return c;
+}
+
+/// Collects into buf (n + batch elements), in index order, every score above a lower bound θ
+/// of the absolute threshold — so buf holds a superset of the support — and finds the row's max
+/// and whether it has a NaN. The row is read in blocks that stay in L1: a first read takes the
+/// block's lane maxima (several accumulators) and the max; θ is raised with Newton steps from the
+/// left (Bound) on the scores collected so far plus those lane maxima (any subset of the row
+/// bounds θ* from below); a second read of the block collects the scores above θ. buf and tmp
+/// are the two parts of collect_scratch_size(n) elements. Returns the number of collected scores; `scan`
+/// gets max and invalid (min is not computed), `theta` the final bound (every score not
+/// collected is ≤ theta).
 template <class T, class Arch, class Bound>
-inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, RowScan<T>& scan, T& theta) {
+inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, T* tmp, RowScan<T>& scan,
+                                       T& theta) {
   using B = xsimd::batch<T, Arch>;
   constexpr std::size_t W = B::size;
+  constexpr std::size_t U = collect_lanes<T, Arch> / W;  // accumulators of the first read
+  constexpr std::size_t block = 32768 / sizeof(T);       // a multiple of U·W
+  static_assert(block % (U * W) == 0, "block must hold whole groups of batches");
   const T inf = std::numeric_limits<T>::infinity();
+  const double dinf = std::numeric_limits<double>::infinity();
   const double tol = 16.0 * static_cast<double>(std::numeric_limits<T>::epsilon());
-  B vmax(-inf);
-  auto bad = B(T(0)) > B(T(0));
   T th = -inf;  // bound in T, applied to the scores (rounded down, with a margin)
-  double bound = -std::numeric_limits<double>::infinity();
-  double sum = 0.0;  // Σ of buf[0, k)
-  std::size_t k = 0, summed = 0, after_compaction = 0;
-  std::size_t i = 0;
-  std::size_t chunk = 8 * W;  // a short first chunk: the bound tightens early
-  bool dense = false;
+  double bound = -dinf;
   auto raise_bound = [&](double cand) {
     // Only finite bounds: a mean of scores near the largest finite value can overflow to +inf
     // (then th would be NaN or +inf and every candidate would be dropped).
-    if (cand > bound && cand < std::numeric_limits<double>::infinity()) {
+    if (cand > bound && cand < dinf) {
       bound = cand;
       // The margin (16 ε relative) exceeds the rounding to T, so th < cand stays a bound.
       th = static_cast<T>(cand - tol * (std::fabs(cand) + 1.0));
     }
   };
-  auto refresh = [&](T running_max) {
-    {
-      xsimd::batch<double, Arch> acc(0.0);
-      for (; summed + W <= k; summed += W) add_to_double(acc, B::load_unaligned(buf + summed));
-      sum += reduce_add(acc);
-      for (; summed < k; ++summed) sum += static_cast<double>(buf[summed]);
-    }
-    if (running_max > -inf && running_max < inf)
-      raise_bound(static_cast<double>(running_max) - Bound::slack(1.0));
-    if (k > 0 && sum == sum && std::fabs(sum) < std::numeric_limits<double>::infinity())
-      raise_bound(sum / static_cast<double>(k) - Bound::slack(static_cast<double>(k)));
-    if (k >= 2 * after_compaction + 64) {
-      for (int round = 0; round < 2; ++round) {  // compact; a tighter subset may raise the bound
-        const double t0 = static_cast<double>(th);
-        const FilterSums<T> f = filter_sums<T, Arch>(buf, k, t0);
-        const double sd = f.sd, sd2 = f.sd2;
-        const bool dropped = f.k < k;
-        k = summed = f.k;
-        sum = sd + static_cast<double>(k) * t0;
-        const double before = bound;
-        if (k > 0) {
-          const double kd = static_cast<double>(k);
-          raise_bound(t0 + sd / kd - Bound::slack(kd));  // the mean, without forming Σz
-          if (std::isfinite(sd2) && sd > 0.0) raise_bound(Bound::newton(t0, kd, sd, sd2));
-        }
-        if (!dropped || !(bound > before)) break;
-      }
-      after_compaction = k;
+  // Newton steps from the left on tmp[0, c) (distinct scores of the row; compacted in place).
+  auto tighten = [&](std::size_t c) {
+    for (int round = 0; round < 8 && c > 0; ++round) {
+      const double t0 = static_cast<double>(th);
+      const FilterSums<T> f = filter_sums<T, Arch>(tmp, c, t0);
+      c = f.k;
+      if (c == 0) break;
+      const double before = bound, kd = static_cast<double>(c);
+      raise_bound(t0 + f.sd / kd - Bound::slack(kd));  // the mean, without forming Σz
+      if (std::isfinite(f.sd2) && f.sd > 0.0) raise_bound(Bound::newton(t0, kd, f.sd, f.sd2));
+      if (!(bound > before)) break;
     }
   };
-  if (n >= chunk) {  // the max of a first chunk gives a starting bound (re-read from L1 below)
-    B m0 = B::load_unaligned(z);
-    for (std::size_t j = W; j < chunk; j += W) m0 = xsimd::max(m0, B::load_unaligned(z + j));
-    const T mx0 = reduce_max(m0);
-    if (mx0 > -inf && mx0 < inf) raise_bound(static_cast<double>(mx0) - Bound::slack(1.0));
-  }
-  while (i + W <= n) {
-    const std::size_t end = std::min(n - (n - i) % W, i + chunk);
-    const B tb(th);
-    const std::size_t k_start = k;
-    if (dense) {  // many candidates: compress unconditionally (no mispredicted branches)
-      for (; i < end; i += W) {
-        const B zb = B::load_unaligned(z + i);
-        vmax = xsimd::max(vmax, zb);
-        bad = bad | xsimd::isnan(zb);
-        k += compress_store(zb, zb > tb, buf + k);
+  T mx = -inf;
+  bool nan = false, dense = false;
+  std::size_t k = 0, after_compaction = 0;
+  for (std::size_t b0 = 0; b0 < n; b0 += block) {
+    const std::size_t b1 = std::min(n, b0 + block);
+    const std::size_t k0 = k;
+    B m[U];
+    for (std::size_t u = 0; u < U; ++u) m[u] = B(-inf);
+    std::size_t i = b0;
+    if (!(th > -inf)) {
+      // No bound yet (first block): read the block twice. First its lane maxima (a NaN may hide
+      // in them; the second read finds it), which with the candidates so far (other blocks)
+      // raise the bound.
+      for (; i + U * W <= b1; i += U * W)
+        for (std::size_t u = 0; u < U; ++u) m[u] = xsimd::max(m[u], B::load_unaligned(z + i + u * W));
+      for (; i + W <= b1; i += W) m[0] = xsimd::max(m[0], B::load_unaligned(z + i));
+      for (; i < b1; ++i) mx = z[i] > mx ? z[i] : mx;
+      B mall = m[0];
+      for (std::size_t u = 1; u < U; ++u) mall = xsimd::max(mall, m[u]);
+      const T bmax = reduce_max(mall);
+      mx = bmax > mx ? bmax : mx;
+      if (mx > -inf && mx < inf) raise_bound(static_cast<double>(mx) - Bound::slack(1.0));
+      if (th > -inf) {
+        std::copy(buf, buf + k, tmp);
+        for (std::size_t u = 0; u < U; ++u) m[u].store_unaligned(tmp + k + u * W);
+        tighten(k + U * W);
       }
+      // Second read (from L1): the scores above th, and NaN (an unordered compare keeps it).
+      const B tb(th);
+      std::size_t above = 0;  // lane maxima above th: about the candidates per U·W lanes
+      for (std::size_t u = 0; u < U; ++u) above += count_true(m[u] > tb);
+      i = b0;
+      if (2 * above > U * W) {  // many candidates: compress unconditionally (no mispredicted branches)
+        for (; i + W <= b1; i += W) {
+          const B zb = B::load_unaligned(z + i);
+          k += compress_store(zb, !(zb <= tb), buf + k);
+        }
+      } else {
+        for (; i + W <= b1; i += W) {
+          const B zb = B::load_unaligned(z + i);
+          const auto keep = !(zb <= tb);
+          if (xsimd::any(keep)) k += compress_store(zb, keep, buf + k);
+        }
+      }
+      for (; i < b1; ++i)
+        if (!(z[i] <= th)) buf[k++] = z[i];
     } else {
-      for (; i < end; i += W) {
-        const B zb = B::load_unaligned(z + i);
-        vmax = xsimd::max(vmax, zb);
-        bad = bad | xsimd::isnan(zb);
-        const auto keep = zb > tb;
-        if (xsimd::any(keep)) k += compress_store(zb, keep, buf + k);
+      // A bound from the earlier blocks: one read for the max and the scores above th.
+      const B tb(th);
+      if (dense) {
+        for (; i + U * W <= b1; i += U * W)
+          for (std::size_t u = 0; u < U; ++u) {
+            const B zb = B::load_unaligned(z + i + u * W);
+            m[u] = xsimd::max(m[u], zb);
+            k += compress_store(zb, !(zb <= tb), buf + k);
+          }
+      } else {
+        for (; i + U * W <= b1; i += U * W)
+          for (std::size_t u = 0; u < U; ++u) {
+            const B zb = B::load_unaligned(z + i + u * W);
+            m[u] = xsimd::max(m[u], zb);
+            const auto keep = !(zb <= tb);
+            if (xsimd::any(keep)) k += compress_store(zb, keep, buf + k);
+          }
       }
+      for (; i + W <= b1; i += W) {
+        const B zb = B::load_unaligned(z + i);
+        m[0] = xsimd::max(m[0], zb);
+        k += compress_store(zb, !(zb <= tb), buf + k);
+      }
+      for (; i < b1; ++i) {
+        mx = z[i] > mx ? z[i] : mx;
+        if (!(z[i] <= th)) buf[k++] = z[i];
+      }
+      B mall = m[0];
+      for (std::size_t u = 1; u < U; ++u) mall = xsimd::max(mall, m[u]);
+      const T bmax = reduce_max(mall);
+      mx = bmax > mx ? bmax : mx;
     }
-    dense = (k - k_start) * 8 * W > chunk;  // more than one candidate per 8 batches
-    refresh(reduce_max(vmax));
-    chunk = 16 * W;
-  }
-  T mx = reduce_max(vmax);
-  bool nan = xsimd::any(bad);
-  for (; i < n; ++i) {
-    const T v = z[i];
-    nan = nan || (v != v);
-    mx = v > mx ? v : mx;
-    if (v > th) buf[k++] = v;
+    for (std::size_t j = k0; j < k; ++j) nan = nan || (buf[j] != buf[j]);
+    if (nan || mx == inf) break;  // an invalid row: nothing else is needed
+    if (b1 >= n) break;
+    // Raise the bound for the next block from the max and the candidates (they contain every
+    // lane maximum above th, so the lane maxima are not added again), and keep them few.
+    dense = (k - k0) * 8 * W > b1 - b0;  // more than one candidate per 8 batches
+    if (mx > -inf && mx < inf) raise_bound(static_cast<double>(mx) - Bound::slack(1.0));
+    if (th > -inf && k >= 2 * after_compaction + 64) {
+      k = filter_sums<T, Arch>(buf, k, static_cast<double>(th)).k;
+      after_compaction = k;
+      std::copy(buf, buf + k, tmp);
+      tighten(k);
+    }
   }
   scan = RowScan<T>{mx, mx, nan || mx == inf};
   theta = th;

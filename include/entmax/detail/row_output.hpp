@@ -1,0 +1,108 @@
+// The output pass of the thresholded maps (sparsemax, entmax-1.5): p = map(z), optionally
+// renormalised. The renormalisation is decided from the sum of the non-zero outputs taken in
+// index order (sum_outputs), a sequence the forward can form from its candidates alone and
+// from_stats from the outputs it writes, so both agree bitwise without a sum over the full row.
+#pragma once
+
+#include <entmax/detail/accumulate.hpp>
+#include <entmax/detail/candidates.hpp>
+#include <entmax/detail/simd.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+
+namespace entmax::detail {
+
+/// Σ q[0, c) in double lanes (float) or double-double lanes (double); a deterministic function
+/// of the sequence q.
+template <class T, class Arch>
+inline double sum_outputs(const T* q, std::size_t c) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  RowSum<T, Arch> sum;
+  std::size_t j = 0;
+  for (; j + W <= c; j += W) sum.add(B::load_unaligned(q + j));
+  for (; j < c; ++j) sum.add(q[j]);
+  return sum.value();
+}
+
+/// The factor that renormalises outputs summing to s: 1/s when s is more than 2ε (float) / 4ε
+/// (double) away from 1, else 0 (keep the outputs as they are).
+template <class T>
+inline double renormalisation(double s) {
+  constexpr double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
+  return std::fabs(s - 1.0) > (std::is_same_v<T, float> ? 2.0 : 4.0) * eps && s > 0.0 ? 1.0 / s : 0.0;
+}
+
+/// On candidates buf[0, k) (the map's argument x, in index order, a superset of the support):
+/// compacts the non-zero outputs map.from_x(x) into buf, in order, and returns Σ of them
+/// (sum_outputs). Equals the sum of the non-zero outputs of the row when every other score
+/// maps to 0. buf needs a batch of slack.
+template <class T, class Arch, class Map>
+inline double candidate_output_sum(T* buf, std::size_t k, const Map& map) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B zero(T(0));
+  std::size_t c = 0, j = 0;
+  for (; j + W <= k; j += W) {
+    const B q = map.from_x(B::load_unaligned(buf + j));
+    c += compress_store(q, q > zero, buf + c);
+  }
+  for (; j < k; ++j) {
+    const T q = map.from_x(buf[j]);
+    if (q > T(0)) buf[c++] = q;
+  }
+  return sum_outputs<T, Arch>(buf, c);
+}
+
+/// p[0, n) = map(z), times c (in double, rounded once to T) when c != 0. p may alias z.
+template <class T, class Arch, class Map>
+inline void write_output(const T* z, T* p, std::size_t n, const Map& map, double c) {
+  using B = xsimd::batch<T, Arch>;
+  using BD = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  if (c == 0.0) {
+    for (; i + W <= n; i += W) map(B::load_unaligned(z + i)).store_unaligned(p + i);
+    for (; i < n; ++i) p[i] = map(z[i]);
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    const BD cb(c);
+    for (; i + W <= n; i += W) {
+      BD l, h;
+      split_to_double(map(B::load_unaligned(z + i)), l, h);
+      join_to_float(l * cb, h * cb).store_unaligned(p + i);
+    }
+  } else {
+    const B cb(c);
+    for (; i + W <= n; i += W) (map(B::load_unaligned(z + i)) * cb).store_unaligned(p + i);
+  }
+  for (; i < n; ++i) p[i] = static_cast<T>(static_cast<double>(map(z[i])) * c);
+}
+
+/// p[0, n) = map(z) and, in index order, its non-zero values into nz (n + batch elements).
+/// Returns their number. p may alias z.
+template <class T, class Arch, class Map>
+inline std::size_t write_output_collect(const T* z, T* p, std::size_t n, const Map& map, T* nz) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B zero(T(0));
+  std::size_t i = 0, c = 0;
+  for (; i + W <= n; i += W) {
+    const B q = map(B::load_unaligned(z + i));
+    q.store_unaligned(p + i);
+    const auto keep = q > zero;
+    if (xsimd::any(keep)) c += compress_store(q, keep, nz + c);
+  }
+  for (; i < n; ++i) {
+    const T q = map(z[i]);
+    p[i] = q;
+    if (q > T(0)) nz[c++] = q;
+  }
+  return c;
+}
+
+}  // namespace entmax::detail

@@ -65,10 +65,13 @@ inline constexpr double gather_density = 0.25;
 /// Builds the plan of the R × ncols block P (row stride ldp); row i is read on [0, plan.len[i]).
 /// nnz_hint is the number of non-zeros the normalizer reported (Σ support). With dense_all (a
 /// dense map with no mask or bias) every visible column is taken as active without scanning.
+/// Lists row r's non-zeros (p[0, n)) after those of rows < r; with vals (sized like plan.idx),
+/// also their values at the same positions.
 template <class T>
-void list_row(BlockPlan& plan, Index r, const T* p, Index n) {
+void list_row(BlockPlan& plan, Index r, const T* p, Index n, T* vals = nullptr) {
   const auto k = static_cast<std::size_t>(plan.off[static_cast<std::size_t>(r)]);
-  plan.off[static_cast<std::size_t>(r + 1)] = static_cast<Index>(k + list_nonzero(p, n, plan.idx.data() + k));
+  plan.off[static_cast<std::size_t>(r + 1)] =
+      static_cast<Index>(k + list_nonzero(p, n, plan.idx.data() + k, vals ? vals + k : nullptr));
 }
 
 /// Column-major copy of the row lists: per key column, the rows holding a non-zero, ascending.
@@ -121,30 +124,80 @@ inline T dot(const T* x, const T* y, Index D) {
   return s;
 }
 
-/// o[0, W) = Σ_t a[ix[t]] · M[ix[t]][d0, d0 + W) (t ascending) with the W sums in registers.
+/// o[0, W) += Σ_t a_t · M[ix[t]][d0, d0 + W) (t ascending) with the W sums in registers, where
+/// a_t = vt[t] (values listed with the indices) or a[ix[t]] when vt is null.
 template <class T, Index W>
-inline void gather_rows_fixed(const std::uint32_t* ix, Index n, const T* a, const T* M, Index D, Index d0,
-                              T* o) {
-  T acc[static_cast<std::size_t>(W)] = {};
+inline void gather_rows_fixed(const std::uint32_t* ix, Index n, const T* a, const T* vt, const T* M, Index D,
+                              Index d0, T* o) {
+  T acc[static_cast<std::size_t>(W)];
+  for (Index d = 0; d < W; ++d) acc[d] = o[d];
   for (Index t = 0; t < n; ++t) {
     if (t + static_cast<Index>(prefetch_distance) < n)
       prefetch_row(M + ix[t + static_cast<Index>(prefetch_distance)] * D + d0, W);
-    const T s = a[ix[t]];
+    const T s = vt ? vt[t] : a[ix[t]];
     const T* m = M + ix[t] * D + d0;
     for (Index d = 0; d < W; ++d) acc[d] += s * m[d];
   }
   for (Index d = 0; d < W; ++d) o[d] = acc[d];
 }
 
-/// out_i (D entries) = Σ_t a[ix[t]] · M[ix[t]] over the listed columns of one row, ascending.
+/// out (D entries) += Σ_t a_t · M[ix[t]] over listed columns of one row, ascending (a_t as in
+/// gather_rows_fixed).
 template <class T>
-void gather_row_product(const std::uint32_t* ix, Index n, const T* a, const T* M, Index D, T* out) {
+void gather_row_product(const std::uint32_t* ix, Index n, const T* a, const T* vt, const T* M, Index D,
+                        T* out) {
   constexpr Index W = 64;
   Index d0 = 0;
-  for (; d0 + W <= D; d0 += W) gather_rows_fixed<T, W>(ix, n, a, M, D, d0, out + d0);
-  if (d0 < D) {
-    std::fill(out + d0, out + D, T(0));
-    for (Index t = 0; t < n; ++t) axpy(a[ix[t]], M + ix[t] * D + d0, out + d0, D - d0);
+  for (; d0 + W <= D; d0 += W) gather_rows_fixed<T, W>(ix, n, a, vt, M, D, d0, out + d0);
+  if (d0 < D)
+    for (Index t = 0; t < n; ++t) axpy(vt ? vt[t] : a[ix[t]], M + ix[t] * D + d0, out + d0, D - d0);
+}
+
+/// Key tile of the sparse products: about 16 non-zeros per row and tile, so the K/V rows of a
+/// tile are reused across the block's rows while they are in cache. The whole row when sparser.
+inline Index gather_tile(const BlockPlan& plan) {
+  const double cells = static_cast<double>(plan.rows) * static_cast<double>(plan.ncols);
+  if (plan.nnz <= 0) return plan.ncols;
+  const double keys = 16.0 * cells / static_cast<double>(plan.nnz);
+  if (keys >= static_cast<double>(plan.ncols)) return plan.ncols;
+  return std::max<Index>(128, (static_cast<Index>(keys) + 63) / 64 * 64);
+}
+
+/// Calls fn(i, t0, t1) for the list entries [t0, t1) of row i that fall in each key tile: tiles
+/// in ascending order, rows ascending within a tile (so every row still sees its keys in order).
+/// While a tile is processed, the rows of the next tile of M ([keys, D]) are prefetched into L2.
+template <class T, class F>
+void for_each_tile(const BlockPlan& plan, Index tile, const T* M, Index D, F&& fn) {
+  const Index R = plan.rows;
+  const Index* off = plan.off.data();
+  if (tile >= plan.ncols) {
+    for (Index i = 0; i < R; ++i)
+      if (off[i + 1] > off[i]) fn(i, off[i], off[i + 1]);
+    return;
+  }
+  thread_local std::vector<Index> cur;
+  cur.assign(off, off + R);
+  const std::uint32_t* idx = plan.idx.data();
+  for (Index k1 = tile;; k1 += tile) {
+    const bool last = k1 >= plan.ncols;
+#if defined(__GNUC__)
+    if (!last) {
+      const char* b = reinterpret_cast<const char*>(M + k1 * D);
+      const char* e = reinterpret_cast<const char*>(M + std::min(k1 + tile, plan.ncols) * D);
+      for (; b < e; b += 64) __builtin_prefetch(b, 0, 2);
+    }
+#endif
+    for (Index i = 0; i < R; ++i) {
+      const Index t = cur[static_cast<std::size_t>(i)], e = off[i + 1];
+      Index t1 = e;
+      if (!last) {
+        t1 = t;
+        while (t1 < e && static_cast<Index>(idx[t1]) < k1) ++t1;
+      }
+      if (t1 > t) fn(i, t, t1);
+      cur[static_cast<std::size_t>(i)] = t1;
+    }
+    if (last) break;
   }
 }
 
@@ -233,18 +286,22 @@ void make_plan(const T* P, Index ldp, BlockPlan& plan, bool dense_all, Index nnz
 }
 
 /// out (R × D, row stride D) = A · M, where A (row stride lda) has the non-zero pattern of the
-/// plan (a subset of it is fine) and M is [keys, D] row-major.
+/// plan (a subset of it is fine) and M is [keys, D] row-major. For a gather plan, lvals may hold
+/// A's listed values at the positions of plan.idx (list_row with values).
 template <class T>
-void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Index D, T* out) {
+void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Index D, T* out,
+                   const T* lvals = nullptr) {
   const Index R = plan.rows;
   using CVec = Eigen::Map<const RowVec<T>>;
   using Vec = Eigen::Map<RowVec<T>>;
   if (plan.gather) {
-    // Row order: each output row is accumulated in registers over its keys, ascending.
-    for (Index i = 0; i < R; ++i) {
-      const Index t0 = plan.off[static_cast<std::size_t>(i)], t1 = plan.off[static_cast<std::size_t>(i + 1)];
-      gather_row_product(plan.idx.data() + t0, t1 - t0, A + i * lda, M, D, out + i * D);
-    }
+    // Row by row within key tiles: each output row is accumulated in registers over its keys,
+    // ascending.
+    std::fill(out, out + R * D, T(0));
+    const std::uint32_t* idx = plan.idx.data();
+    for_each_tile(plan, gather_tile(plan), M, D, [&](Index i, Index t0, Index t1) {
+      gather_row_product(idx + t0, t1 - t0, A + i * lda, lvals ? lvals + t0 : nullptr, M, D, out + i * D);
+    });
     return;
   }
   StridedMap<T> O(out, R, D, Eigen::OuterStride<>(D));
@@ -271,12 +328,12 @@ void block_sampled(const BlockPlan& plan, const T* P, Index ldp, const T* X, con
   const Index R = plan.rows;
   using CVec = Eigen::Map<const RowVec<T>>;
   if (plan.gather) {
-    for (Index i = 0; i < R; ++i) {
-      T* g = G + i * ldg;
-      std::fill(g, g + plan.len[static_cast<std::size_t>(i)], T(0));
-      const Index t0 = plan.off[static_cast<std::size_t>(i)], t1 = plan.off[static_cast<std::size_t>(i + 1)];
-      gather_row_dots(plan.idx.data() + t0, t1 - t0, X + i * D, M, D, g);
-    }
+    for (Index i = 0; i < R; ++i)
+      std::fill(G + i * ldg, G + i * ldg + plan.len[static_cast<std::size_t>(i)], T(0));
+    const std::uint32_t* idx = plan.idx.data();
+    for_each_tile(plan, gather_tile(plan), M, D, [&](Index i, Index t0, Index t1) {
+      gather_row_dots(idx + t0, t1 - t0, X + i * D, M, D, G + i * ldg);
+    });
     return;
   }
   StridedMap<T> Gm(G, R, plan.ncols, Eigen::OuterStride<>(ldg));

@@ -109,6 +109,7 @@ struct BlockScratch {
   std::vector<T> a, p, g, zrow, qbuf;
   AlignedVector<T> bbuf;  // packed query block of packed_scores
   std::vector<T> pv, gv;  // gather plans of the backward: p and g in the plan's CSC order
+  std::vector<T> lv;      // forward: the listed values of p, at the positions of plan.idx
   std::vector<Index> visible;
   BlockPlan plan;
   void reserve(Index rows, Index cols, bool need_a, bool need_g) {
@@ -194,7 +195,10 @@ void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, In
   Index nnz = 0;
   // Sparse maps: list each row's non-zeros while it is hot, as long as rows stay sparse.
   bool listing = policy_is_sparse<N>();
-  if (listing) ws.plan.begin_lists(R, ncols);
+  if (listing) {
+    ws.plan.begin_lists(R, ncols);
+    if (ws.lv.size() < ws.plan.idx.size()) ws.lv.resize(ws.plan.idx.size());
+  }
   for (Index r = 0; r < R; ++r) {
     T* z = P + r * ncols;
     const Index n = ws.plan.len[static_cast<std::size_t>(r)];
@@ -208,13 +212,14 @@ void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, In
     if (support) support[r] = static_cast<std::int64_t>(st.support);
     if (listing) {
       if (static_cast<double>(st.support) < gather_density * static_cast<double>(n))
-        list_row(ws.plan, r, z, n);
+        list_row(ws.plan, r, z, n, ws.lv.data());
       else
         listing = ws.plan.listed = false;
     }
   }
+  const bool listed = ws.plan.listed;
   make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores(), nnz, false);
-  block_product(ws.plan, P, ncols, pr.v + pr.kv_offset(b, h), D, out);
+  block_product(ws.plan, P, ncols, pr.v + pr.kv_offset(b, h), D, out, listed ? ws.lv.data() : nullptr);
 }
 
 template <class T>

@@ -17,9 +17,10 @@ namespace entmax::detail {
 inline constexpr std::size_t list_nonzero_slack = 16;
 
 /// Writes the indices j < n with p[j] != 0 (NaN counts as non-zero) to out in ascending order and
-/// returns their count. out must hold count + list_nonzero_slack entries.
+/// returns their count; with vals, also the values p[j] in the same order. out (and vals) must
+/// hold count + list_nonzero_slack entries.
 template <class T>
-std::size_t list_nonzero(const T* p, std::ptrdiff_t n, std::uint32_t* out) {
+std::size_t list_nonzero(const T* p, std::ptrdiff_t n, std::uint32_t* out, T* vals = nullptr) {
   static_assert(std::is_floating_point_v<T>);
   std::size_t c = 0;
   std::ptrdiff_t j = 0;
@@ -31,9 +32,11 @@ std::size_t list_nonzero(const T* p, std::ptrdiff_t n, std::uint32_t* out) {
     // Branch-free: every step stores a whole compressed index vector (a data-dependent branch
     // would mispredict at a few percent density).
     for (; j + 16 <= n; j += 16, iv = _mm512_add_epi32(iv, step)) {
-      const __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + j), zero, _CMP_NEQ_UQ);
+      const __m512 x = _mm512_loadu_ps(p + j);
+      const __mmask16 m = _mm512_cmp_ps_mask(x, zero, _CMP_NEQ_UQ);
       // Compress into a register, then a plain store (the memory form is slow on some cores).
       _mm512_storeu_si512(out + c, _mm512_maskz_compress_epi32(m, iv));
+      if (vals) _mm512_storeu_ps(vals + c, _mm512_maskz_compress_ps(m, x));
       c += static_cast<std::size_t>(__builtin_popcount(m));
     }
   } else {
@@ -41,7 +44,9 @@ std::size_t list_nonzero(const T* p, std::ptrdiff_t n, std::uint32_t* out) {
     for (; j + 8 <= n; j += 8) {
       unsigned m = _mm512_cmp_pd_mask(_mm512_loadu_pd(p + j), zero, _CMP_NEQ_UQ);
       while (m) {
-        out[c++] = static_cast<std::uint32_t>(j + __builtin_ctz(m));
+        const std::ptrdiff_t t = j + __builtin_ctz(m);
+        if (vals) vals[c] = p[t];
+        out[c++] = static_cast<std::uint32_t>(t);
         m &= m - 1;
       }
     }
@@ -53,7 +58,9 @@ std::size_t list_nonzero(const T* p, std::ptrdiff_t n, std::uint32_t* out) {
       auto m =
           static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p + j), zero, _CMP_NEQ_UQ)));
       while (m) {
-        out[c++] = static_cast<std::uint32_t>(j + __builtin_ctz(m));
+        const std::ptrdiff_t t = j + __builtin_ctz(m);
+        if (vals) vals[c] = p[t];
+        out[c++] = static_cast<std::uint32_t>(t);
         m &= m - 1;
       }
     }
@@ -63,7 +70,9 @@ std::size_t list_nonzero(const T* p, std::ptrdiff_t n, std::uint32_t* out) {
       auto m =
           static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(p + j), zero, _CMP_NEQ_UQ)));
       while (m) {
-        out[c++] = static_cast<std::uint32_t>(j + __builtin_ctz(m));
+        const std::ptrdiff_t t = j + __builtin_ctz(m);
+        if (vals) vals[c] = p[t];
+        out[c++] = static_cast<std::uint32_t>(t);
         m &= m - 1;
       }
     }
@@ -76,12 +85,14 @@ std::size_t list_nonzero(const T* p, std::ptrdiff_t n, std::uint32_t* out) {
     if (!any) continue;
     for (std::ptrdiff_t t = j; t < j + 8; ++t) {
       out[c] = static_cast<std::uint32_t>(t);
+      if (vals) vals[c] = p[t];
       c += p[t] != T(0);
     }
   }
 #endif
   for (; j < n; ++j) {
     out[c] = static_cast<std::uint32_t>(j);
+    if (vals) vals[c] = p[j];
     c += p[j] != T(0);
   }
   return c;

@@ -165,7 +165,8 @@ inline Index gather_tile(const BlockPlan& plan) {
 
 /// Calls fn(i, t0, t1) for the list entries [t0, t1) of row i that fall in each key tile: tiles
 /// in ascending order, rows ascending within a tile (so every row still sees its keys in order).
-/// While a tile is processed, the rows of the next tile of M ([keys, D]) are prefetched into L2.
+/// While a tile is processed, the rows of the next tile of M ([keys, D]) are prefetched into L2
+/// when most of them are used (on average at least one non-zero per key column).
 template <class T, class F>
 void for_each_tile(const BlockPlan& plan, Index tile, const T* M, Index D, F&& fn) {
   const Index R = plan.rows;
@@ -178,10 +179,11 @@ void for_each_tile(const BlockPlan& plan, Index tile, const T* M, Index D, F&& f
   thread_local std::vector<Index> cur;
   cur.assign(off, off + R);
   const std::uint32_t* idx = plan.idx.data();
+  const bool prefetch = plan.nnz >= plan.ncols;
   for (Index k1 = tile;; k1 += tile) {
     const bool last = k1 >= plan.ncols;
 #if defined(__GNUC__)
-    if (!last) {
+    if (prefetch && !last) {
       const char* b = reinterpret_cast<const char*>(M + k1 * D);
       const char* e = reinterpret_cast<const char*>(M + std::min(k1 + tile, plan.ncols) * D);
       for (; b < e; b += 64) __builtin_prefetch(b, 0, 2);

@@ -137,9 +137,9 @@ struct PackedK {
 /// chunk; parallel over slices.
 template <class T>
 void maybe_pack_keys(const AttnProblem<T>& pr, Index block_rows, PackedK<T>& pk) {
-  if (std::min(block_rows, pr.Nq) < 2 || pr.Nk < KeyPacking<T>::chunk || pr.D == 0) return;
+  if (std::min(block_rows, pr.Nq) < 2 || pr.Nk < min_packed_keys<T>() || pr.D == 0) return;
   constexpr Index align = 64 / static_cast<Index>(sizeof(T));
-  pk.stride = (pr.Nk * pr.D + align - 1) / align * align;
+  pk.stride = (packed_size<T>(pr.Nk, pr.D) + align - 1) / align * align;
   pk.data.resize(static_cast<std::size_t>(pr.B * pr.KH * pk.stride));
   const auto slices = static_cast<std::size_t>(pr.B * pr.KH);
   parallel_for(slices, resolve_threads(pr.threads), [&](std::size_t s, std::size_t) {

@@ -27,17 +27,37 @@ std::size_t list_nonzero(const T* p, std::ptrdiff_t n, std::uint32_t* out, T* va
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     const __m512 zero = _mm512_setzero_ps();
-    const __m512i step = _mm512_set1_epi32(16);
+    const __m512i step = _mm512_set1_epi32(16), step4 = _mm512_set1_epi32(64);
     __m512i iv = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    // Branch-free: every step stores a whole compressed index vector (a data-dependent branch
-    // would mispredict at a few percent density).
-    for (; j + 16 <= n; j += 16, iv = _mm512_add_epi32(iv, step)) {
-      const __m512 x = _mm512_loadu_ps(p + j);
-      const __mmask16 m = _mm512_cmp_ps_mask(x, zero, _CMP_NEQ_UQ);
+    // 64 entries at a time: one well-predicted branch skips an all-zero stretch (most of a sparse
+    // row); otherwise every 16 entries store a whole compressed index (and value) vector without
+    // a data-dependent branch.
+    auto step16 = [&](__m512 x, __mmask16 m) {
       // Compress into a register, then a plain store (the memory form is slow on some cores).
       _mm512_storeu_si512(out + c, _mm512_maskz_compress_epi32(m, iv));
       if (vals) _mm512_storeu_ps(vals + c, _mm512_maskz_compress_ps(m, x));
       c += static_cast<std::size_t>(__builtin_popcount(m));
+      iv = _mm512_add_epi32(iv, step);
+    };
+    for (; j + 64 <= n; j += 64) {
+      const __m512 x0 = _mm512_loadu_ps(p + j), x1 = _mm512_loadu_ps(p + j + 16);
+      const __m512 x2 = _mm512_loadu_ps(p + j + 32), x3 = _mm512_loadu_ps(p + j + 48);
+      const __mmask16 m0 = _mm512_cmp_ps_mask(x0, zero, _CMP_NEQ_UQ),
+                      m1 = _mm512_cmp_ps_mask(x1, zero, _CMP_NEQ_UQ);
+      const __mmask16 m2 = _mm512_cmp_ps_mask(x2, zero, _CMP_NEQ_UQ),
+                      m3 = _mm512_cmp_ps_mask(x3, zero, _CMP_NEQ_UQ);
+      if ((m0 | m1 | m2 | m3) == 0) {
+        iv = _mm512_add_epi32(iv, step4);
+        continue;
+      }
+      step16(x0, m0);
+      step16(x1, m1);
+      step16(x2, m2);
+      step16(x3, m3);
+    }
+    for (; j + 16 <= n; j += 16) {
+      const __m512 x = _mm512_loadu_ps(p + j);
+      step16(x, _mm512_cmp_ps_mask(x, zero, _CMP_NEQ_UQ));
     }
   } else {
     const __m512d zero = _mm512_setzero_pd();

@@ -322,6 +322,51 @@ void block_product(const BlockPlan& plan, const T* A, Index lda, const T* M, Ind
   }
 }
 
+/// Sparse rows whose product is deferred: the row lists (indices and values) of several blocks
+/// of a task, multiplied together so that each key tile of M is reused by more rows.
+template <class T>
+struct DeferredRows {
+  BlockPlan plan;  // rows, ncols, nnz, off, idx
+  std::vector<T> vals;
+  std::vector<Index> out_row;  // output row (relative to the task's first row) of each list row
+  void clear() {
+    plan.rows = plan.ncols = plan.nnz = 0;
+    plan.off.assign(1, 0);
+    plan.idx.clear();
+    vals.clear();
+    out_row.clear();
+  }
+  /// Appends the listed rows of a gather plan p (values lv at the positions of p.idx), the first
+  /// being output row row0.
+  void append(const BlockPlan& p, const T* lv, Index row0) {
+    const auto t0 = static_cast<std::size_t>(p.off[0]),
+               t1 = static_cast<std::size_t>(p.off[static_cast<std::size_t>(p.rows)]);
+    const Index base = plan.nnz - p.off[0];
+    plan.idx.insert(plan.idx.end(), p.idx.begin() + static_cast<std::ptrdiff_t>(t0),
+                    p.idx.begin() + static_cast<std::ptrdiff_t>(t1));
+    vals.insert(vals.end(), lv + t0, lv + t1);
+    for (Index r = 0; r < p.rows; ++r) {
+      plan.off.push_back(base + p.off[static_cast<std::size_t>(r + 1)]);
+      out_row.push_back(row0 + r);
+    }
+    plan.rows += p.rows;
+    plan.ncols = std::max(plan.ncols, p.ncols);
+    plan.nnz += static_cast<Index>(t1 - t0);
+  }
+  /// out rows (D entries each, relative to out) = the deferred rows times M ([keys, D]).
+  void multiply(const T* M, Index D, T* out) const {
+    for (Index i = 0; i < plan.rows; ++i) {
+      T* o = out + out_row[static_cast<std::size_t>(i)] * D;
+      std::fill(o, o + D, T(0));
+    }
+    const std::uint32_t* idx = plan.idx.data();
+    for_each_tile(plan, gather_tile(plan), M, D, [&](Index i, Index t0, Index t1) {
+      gather_row_product(idx + t0, t1 - t0, static_cast<const T*>(nullptr), vals.data() + t0, M, D,
+                         out + out_row[static_cast<std::size_t>(i)] * D);
+    });
+  }
+};
+
 /// G (R × ·, row stride ldg): G_ij = X_i · M_j where P_ij != 0 (j < len_i), and 0 elsewhere on
 /// [0, len_i). X is R × D (row stride D), M is [keys, D].
 template <class T>

@@ -175,7 +175,8 @@ void block_scores(const AttnProblem<T>& pr, Index b, Index h, Index r0, Index R,
 /// Forward of rows [r0, r0 + R) of slice (b, h): writes R output rows and (optionally) support.
 template <class T, class N>
 void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, Index r0, Index R,
-                   BlockScratch<T>& ws, T* out, std::int64_t* support, const T* packed) {
+                   BlockScratch<T>& ws, T* out, std::int64_t* support, const T* packed,
+                   DeferredRows<T>* deferred = nullptr, Index out_row0 = 0) {
   const Index D = pr.D;
   Index ncols = 0;
   ws.reserve(R, 0, false, false);
@@ -219,8 +220,18 @@ void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, In
   }
   const bool listed = ws.plan.listed;
   make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores(), nnz, false);
+  if (deferred && listed && ws.plan.gather) {
+    // Multiplied later with the task's other sparse blocks (the same sums in the same order).
+    deferred->append(ws.plan, ws.lv.data(), out_row0);
+    return;
+  }
   block_product(ws.plan, P, ncols, pr.v + pr.kv_offset(b, h), D, out, listed ? ws.lv.data() : nullptr);
 }
+
+/// Query blocks per forward task: a task defers the product of its sparse blocks and multiplies
+/// them together (K/V tiles reused by more rows), up to this many listed entries.
+inline constexpr Index forward_task_blocks = 4;
+inline constexpr Index deferred_max_entries = Index{1} << 20;
 
 template <class T>
 Index default_block_rows(const AttnProblem<T>& pr, bool backward) {
@@ -330,20 +341,35 @@ void run_forward(const AttnProblem<T>& pr, const N& norm, T* out, std::int64_t* 
   if (pr.B == 0 || pr.H == 0 || pr.Nq == 0) return;
   if (use_split_keys(pr)) return run_forward_split_keys(pr, norm, out, support);
   const Index R = std::min(default_block_rows(pr, false), pr.Nq);
-  const Index nblk = (pr.Nq + R - 1) / R;
-  const auto tasks = static_cast<std::size_t>(pr.B * pr.H * nblk);
+  // A task: up to forward_task_blocks consecutive blocks of R query rows of one slice.
+  const Index TR = policy_is_sparse<N>() ? R * forward_task_blocks : R;
+  const Index ntask = (pr.Nq + TR - 1) / TR;
+  const auto tasks = static_cast<std::size_t>(pr.B * pr.H * ntask);
   const unsigned threads = resolve_threads(pr.threads);
   std::vector<BlockScratch<T>> scratch(std::min<std::size_t>(threads, tasks));
+  std::vector<DeferredRows<T>> deferred(scratch.size());
   PackedK<T> pk;
   maybe_pack_keys(pr, R, pk);
   parallel_for(tasks, threads, [&](std::size_t task, std::size_t worker) {
     const Index t = static_cast<Index>(task);
-    const Index bh = t / nblk, blk = t % nblk;
+    const Index bh = t / ntask, tk = t % ntask;
     const Index b = bh / pr.H, h = bh % pr.H;
-    const Index r0 = blk * R, rows = std::min(R, pr.Nq - r0);
-    const Index row0 = (b * pr.H + h) * pr.Nq + r0;
-    forward_block(pr, norm, b, h, r0, rows, scratch[worker], out + row0 * pr.D,
-                  support ? support + row0 : nullptr, pk.slice(pr, b, h));
+    const Index t0 = tk * TR, t1 = std::min(pr.Nq, t0 + TR);
+    const Index trow0 = (b * pr.H + h) * pr.Nq + t0;
+    T* tout = out + trow0 * pr.D;
+    const T* V = pr.v + pr.kv_offset(b, h);
+    DeferredRows<T>& dr = deferred[worker];
+    dr.clear();
+    for (Index r0 = t0; r0 < t1; r0 += R) {
+      const Index rows = std::min(R, t1 - r0);
+      if (dr.plan.nnz >= deferred_max_entries) {
+        dr.multiply(V, pr.D, tout);
+        dr.clear();
+      }
+      forward_block(pr, norm, b, h, r0, rows, scratch[worker], tout + (r0 - t0) * pr.D,
+                    support ? support + trow0 + (r0 - t0) : nullptr, pk.slice(pr, b, h), &dr, r0 - t0);
+    }
+    if (dr.plan.rows > 0) dr.multiply(V, pr.D, tout);
   });
 }
 

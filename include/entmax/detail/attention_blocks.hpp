@@ -203,6 +203,16 @@ void for_each_tile(const BlockPlan& plan, Index tile, const T* M, Index D, F&& f
   }
 }
 
+/// gl[t] = x · M[ix[t]] for the listed columns of one row (in list order).
+template <class T>
+void gather_row_dots_listed(const std::uint32_t* ix, Index n, const T* x, const T* M, Index D, T* gl) {
+  for (Index t = 0; t < n; ++t) {
+    if (t + static_cast<Index>(prefetch_distance) < n)
+      prefetch_row(M + ix[t + static_cast<Index>(prefetch_distance)] * D, D);
+    gl[t] = dot(x, M + ix[t] * D, D);
+  }
+}
+
 /// g[ix[t]] = x · M[ix[t]] for the listed columns of one row.
 template <class T>
 void gather_row_dots(const std::uint32_t* ix, Index n, const T* x, const T* M, Index D, T* g) {

@@ -109,7 +109,8 @@ struct BlockScratch {
   std::vector<T> a, p, g, zrow, qbuf;
   AlignedVector<T> bbuf;  // packed query block of packed_scores
   std::vector<T> pv, gv;  // gather plans of the backward: p and g in the plan's CSC order
-  std::vector<T> lv;      // forward: the listed values of p, at the positions of plan.idx
+  std::vector<T> lv;      // the listed values of p, at the positions of plan.idx
+  std::vector<T> lg;      // backward of sparse blocks: the listed values of g
   std::vector<Index> visible;
   BlockPlan plan;
   void reserve(Index rows, Index cols, bool need_a, bool need_g) {
@@ -382,6 +383,54 @@ struct BackwardOut {
   T* drow_scale = nullptr;  // [B, H, Nq] or null
 };
 
+/// Phase A of the backward for a block with a gather plan (plain policies): everything on the
+/// compact row lists: p and g = dO·Vᵀ at the listed keys, the row backward on the support only
+/// (zeros contribute nothing to its sums), dq, and p, g in CSC order for phase B.
+template <class T, class N>
+void backward_block_sparse(const AttnProblem<T>& pr, const N& norm, const T* dO, Index b, Index h, Index row0,
+                           const T* A, BlockScratch<T>& ws, const BackwardOut<T>& res) {
+  const BlockPlan& plan = ws.plan;
+  const Index D = pr.D, ncols = plan.ncols;
+  const auto nnz = static_cast<std::size_t>(plan.nnz);
+  const T* P = ws.p.data();
+  const std::uint32_t* idx = plan.idx.data();
+  ws.lv.resize(nnz);
+  ws.lg.resize(nnz);
+  T* pl = ws.lv.data();
+  T* gl = ws.lg.data();
+  for (Index i = 0; i < plan.rows; ++i)
+    for (Index t = plan.off[static_cast<std::size_t>(i)]; t < plan.off[static_cast<std::size_t>(i + 1)]; ++t)
+      pl[t] = P[i * ncols + idx[t]];
+  const T* V = pr.v + pr.kv_offset(b, h);
+  for_each_tile(plan, gather_tile(plan), V, D, [&](Index i, Index t0, Index t1) {
+    gather_row_dots_listed(idx + t0, t1 - t0, dO + i * D, V, D, gl + t0);
+  });
+  for (Index i = 0; i < plan.rows; ++i) {
+    const Index t0 = plan.off[static_cast<std::size_t>(i)], t1 = plan.off[static_cast<std::size_t>(i + 1)];
+    const auto n = static_cast<std::size_t>(t1 - t0);
+    if (n > 0) norm.backward(pl + t0, gl + t0, gl + t0, n);
+    const T rs = pr.row_scale ? pr.row_scale[row0 + i] : T(1);
+    if (res.drow_scale) {
+      ws.zrow.resize(std::max<std::size_t>(ws.zrow.size(), n));
+      const T* a = A + i * ncols;
+      for (Index t = t0; t < t1; ++t) ws.zrow[static_cast<std::size_t>(t - t0)] = a[idx[t]];
+      res.drow_scale[row0 + i] = n > 0 ? masked_dot(static_cast<const T*>(gl + t0), ws.zrow.data(), n) : T(0);
+    }
+    const T f = pr.scale * rs;
+    for (Index t = t0; t < t1; ++t) gl[t] *= f;  // dL/d(q·k)
+  }
+  // CSC copies for the key-ordered accumulation of dk, dv.
+  ws.pv.resize(nnz);
+  ws.gv.resize(nnz);
+  for (std::size_t t = 0; t < nnz; ++t) {
+    const auto at = static_cast<std::size_t>(plan.pos[t]);
+    ws.pv[at] = pl[t];
+    ws.gv[at] = gl[t];
+  }
+  block_product(plan, static_cast<const T*>(nullptr), 0, pr.k + pr.kv_offset(b, h), D, res.dq + row0 * D,
+                static_cast<const T*>(gl));
+}
+
 /// Phase A of the backward for one block: recompute p, then dp on the support, dz, dq rows.
 /// Leaves p and g = dL/d(q·k) of the block in the scratch for phase B.
 template <class T, class N>
@@ -428,6 +477,9 @@ void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Inde
   }
   make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores(), nnz);
   const T* dO = dout + row0 * D;
+  if constexpr (!row_scaled) {
+    if (ws.plan.gather) return backward_block_sparse(pr, norm, dO, b, h, row0, A, ws, res);
+  }
   block_sampled(ws.plan, P, ncols, dO, pr.v + pr.kv_offset(b, h), D, G, ncols);
   for (Index r = 0; r < R; ++r) {
     const Index n = ws.plan.len[static_cast<std::size_t>(r)];

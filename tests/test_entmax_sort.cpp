@@ -135,5 +135,5 @@ TEMPLATE_TEST_CASE("entmax_sort rejects bad alpha before writing", "[entmax_sort
   }
   std::vector<T> p(3);
   CHECK_THROWS_WITH(entmax::entmax_sort(z.data(), p.data(), 3, T(1)),
-                    Catch::Matchers::StartsWith("entmax_sort: alpha must be > 1 (got 1)"));
+                    Catch::Matchers::StartsWith("entmax::entmax_sort: alpha must be > 1 (got 1)"));
 }

@@ -25,13 +25,13 @@ namespace detail {
 template <class D>
 inline constexpr bool has_direct_access_v = (Eigen::internal::traits<D>::Flags & Eigen::DirectAccessBit) != 0;
 
-/// Pointer to row i of x when its elements are contiguous in memory, nullptr otherwise (and for
-/// empty rows, whose data pointer may be null).
+/// Pointer to row i of x when its elements are contiguous in memory, nullptr otherwise and for
+/// empty rows (their data pointer may be null: no arithmetic on it).
 template <class D>
 auto contiguous_row(const Eigen::MatrixBase<D>& x, Eigen::Index i) {
   using Scalar = typename D::Scalar;
   if constexpr (has_direct_access_v<D>) {
-    if (x.cols() <= 1 || x.colStride() == 1)
+    if (x.cols() > 0 && (x.cols() == 1 || x.colStride() == 1))
       return static_cast<const Scalar*>(x.derived().data() + i * x.rowStride());
   }
   (void)i;
@@ -44,7 +44,7 @@ auto contiguous_row_mut(const Eigen::MatrixBase<D>& x, Eigen::Index i) {
   using Scalar = typename D::Scalar;
   if constexpr (has_direct_access_v<D> && (Eigen::internal::traits<D>::Flags & Eigen::LvalueBit) != 0) {
     auto& xm = const_cast<Eigen::MatrixBase<D>&>(x);
-    if (x.cols() <= 1 || x.colStride() == 1)
+    if (x.cols() > 0 && (x.cols() == 1 || x.colStride() == 1))
       return static_cast<Scalar*>(xm.derived().data() + i * x.rowStride());
   }
   (void)i;
@@ -61,9 +61,11 @@ T* scratch_rows(std::size_t count) {
 }
 
 /// Row i of x as a contiguous pointer: the row itself when contiguous, else a copy in `scratch`.
+/// Empty rows are never touched (x.row(i) of a null-data matrix would offset a null pointer).
 template <class D>
 const typename D::Scalar* read_row(const Eigen::MatrixBase<D>& x, Eigen::Index i,
                                    typename D::Scalar* scratch) {
+  if (x.cols() == 0) return scratch;
   if (const auto* row = contiguous_row(x, i)) return row;
   using RowVec = Eigen::Matrix<typename D::Scalar, 1, Eigen::Dynamic>;
   Eigen::Map<RowVec>(scratch, x.cols()) = x.row(i);
@@ -74,7 +76,7 @@ const typename D::Scalar* read_row(const Eigen::MatrixBase<D>& x, Eigen::Index i
 template <class D>
 void write_row(const Eigen::MatrixBase<D>& x, Eigen::Index i, const typename D::Scalar* src) {
   auto& xm = const_cast<Eigen::MatrixBase<D>&>(x);
-  if (contiguous_row_mut(x, i) == src) return;
+  if (x.cols() == 0 || contiguous_row_mut(x, i) == src) return;
   using RowVec = Eigen::Matrix<typename D::Scalar, 1, Eigen::Dynamic>;
   xm.row(i) = Eigen::Map<const RowVec>(src, x.cols());
 }

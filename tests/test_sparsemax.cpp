@@ -65,3 +65,69 @@ TEMPLATE_TEST_CASE("sum within tolerance on rows with many ties just below the m
   check_deep_ties<TestType>(entmax_test::Map::sparsemax);
   check_deep_ties<TestType>(entmax_test::Map::entmax15);
 }
+
+namespace {
+
+// Rows that span several blocks of the candidate collection (32 KiB: 8192 floats, 4096
+// doubles) and put the large scores where the running bound is weakest.
+template <class T>
+std::vector<T> block_row(const std::string& kind, std::size_t n, std::mt19937_64& g) {
+  std::normal_distribution<double> nd(0.0, 1.0);
+  std::vector<T> z(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double x = static_cast<double>(i) / static_cast<double>(n);
+    if (kind == "rising")  // every block beats the bound of the earlier ones
+      z[i] = static_cast<T>(8.0 * x + 0.25 * nd(g));
+    else if (kind == "falling")
+      z[i] = static_cast<T>(-8.0 * x + 0.25 * nd(g));
+    else
+      z[i] = static_cast<T>(nd(g));
+  }
+  if (kind == "late_max") z[n - 1 - static_cast<std::size_t>(g() % 7)] = T(6);
+  return z;
+}
+
+template <class T>
+void check_block_rows(entmax_test::Map m) {
+  std::mt19937_64 g(Catch::rngSeed() + 77);
+  for (std::size_t n : {4095u, 4096u, 4097u, 8191u, 8192u, 8193u, 16385u, 3u * 8192u + 7u})
+    for (const char* kind : {"rising", "falling", "late_max", "gauss"}) {
+      const std::vector<T> z = block_row<T>(kind, n, g);
+      entmax_test::check_forward<T>(m, z, kind);  // reference, sum, support, from_stats
+      std::vector<T> p(n), inplace = z;
+      entmax_test::forward<T>(m, z.data(), p.data(), n);
+      entmax_test::forward<T>(m, inplace.data(), inplace.data(), n);
+      INFO(entmax_test::name(m) << " " << kind << " n=" << n << " seed=" << Catch::rngSeed());
+      CHECK(std::memcmp(p.data(), inplace.data(), n * sizeof(T)) == 0);
+    }
+}
+
+// NaN or +inf after the first block (where the row is read once, with the bound of the earlier
+// blocks) still gives a NaN row.
+template <class T>
+void check_late_invalid(entmax_test::Map m) {
+  std::mt19937_64 g(Catch::rngSeed() + 78);
+  const std::size_t n = 3 * 8192 + 5;
+  for (T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()})
+    for (std::size_t pos : {0u, 4095u, 4096u, 8191u, 8192u, 8200u, 20000u, 3u * 8192u + 4u}) {
+      std::vector<T> z = block_row<T>("gauss", n, g), p(n, T(7));
+      z[pos] = bad;
+      const entmax::RowStats<T> s = entmax_test::forward<T>(m, z.data(), p.data(), n);
+      INFO(entmax_test::name(m) << " bad=" << bad << " pos=" << pos << " seed=" << Catch::rngSeed());
+      CHECK(s.support == 0u);
+      CHECK(std::all_of(p.begin(), p.end(), [](T v) { return std::isnan(v); }));
+    }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("rows over several candidate blocks: reference, in place, from_stats", "[props]", float,
+                   double) {
+  check_block_rows<TestType>(entmax_test::Map::sparsemax);
+  check_block_rows<TestType>(entmax_test::Map::entmax15);
+}
+
+TEMPLATE_TEST_CASE("NaN or +inf in a later candidate block gives a NaN row", "[props]", float, double) {
+  check_late_invalid<TestType>(entmax_test::Map::sparsemax);
+  check_late_invalid<TestType>(entmax_test::Map::entmax15);
+}

@@ -79,9 +79,12 @@ inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   detail::debug_check_scores("entmax::sparsemax", z, n);
   T* buf = detail::scratch<T>(detail::collect_scratch_size<T, Arch>(n));
   T* tmp = buf + n + detail::batch_size<T, Arch>;
+  std::size_t* hits = detail::scratch<std::size_t>(detail::collect_hits_size<T, Arch>(n));
+  std::size_t nhits = 0;
   detail::RowScan<T> scan{};
   T theta{};
-  std::size_t k = detail::collect_above_bound<T, Arch, detail::SparsemaxBound>(z, n, buf, tmp, scan, theta);
+  std::size_t k =
+      detail::collect_above_bound<T, Arch, detail::SparsemaxBound>(z, n, buf, tmp, scan, theta, hits, nhits);
   RowStats<T> stats{};
   if (detail::special_row<T, Arch>(scan, p, n, stats)) return stats;
   detail::shift_scale<T, Arch>(buf, k, scan.max, T(1));
@@ -95,7 +98,12 @@ inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   double r = 0.0;  // the candidates hold every non-zero output, in index order
   if (detail::sparsemax_sum_at_risk(tau, stats.support))
     r = detail::renormalisation<T>(detail::candidate_output_sum<T, Arch>(buf, k, map));
-  detail::write_output<T, Arch>(z, p, n, map, r);
+  // Few batches with candidates: zeros as one block, then those batches only.
+  if (n >= 16 * detail::batch_size<T, Arch> && 2 * nhits * detail::batch_size<T, Arch> < n &&
+      !detail::overlaps(z, p, n))
+    detail::write_output_sparse<T, Arch>(z, p, n, map, r, hits, nhits);
+  else
+    detail::write_output<T, Arch>(z, p, n, map, r);
   detail::debug_check_row("entmax::sparsemax", p, n, stats, 2.0);
   return stats;
 }

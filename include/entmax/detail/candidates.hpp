@@ -86,6 +86,17 @@ inline T round_down(double t) {
   return r;
 }
 
+/// Fills buf[k, ⌈k⌉) with −inf up to a whole number of batches (buf needs that slack) and
+/// returns that number of elements: filter_sums then drops the fill and has no scalar tail
+/// (whose branches on unordered values mispredict).
+template <class T, class Arch>
+inline std::size_t pad_to_batches(T* buf, std::size_t k) {
+  constexpr std::size_t W = xsimd::batch<T, Arch>::size;
+  std::size_t j = k;
+  for (; j % W != 0; ++j) buf[j] = -std::numeric_limits<T>::infinity();
+  return j;
+}
+
 /// Sums of one filtering pass: k kept values (x > t), Σd and Σd² with d = x − t, min kept x.
 template <class T>
 struct FilterSums {
@@ -144,24 +155,50 @@ inline FilterSums<T> filter_sums(T* buf, std::size_t k, double t) {
 /// gives slack 1/k. Entmax-1.5: (t)_+² ≥ 2at − a² (a = 1/√k) gives slack 2/√k.
 /// newton(θ, k, Σd, Σd²), with d = z − θ over the k scores above a lower bound θ, is one
 /// Newton step from the left on f (convex, decreasing), hence also a lower bound.
+/// step(θ, k, Σd, Σd², d_min) is newton, or (entmax-1.5) the root of the quadratic on the k
+/// scores when it lies below the smallest of them (d_min) — then it is the threshold of those
+/// scores exactly, taken a little lower (1e-9 relative, 1e-12 of |θ| + 1) to cover the rounding
+/// of the plain sums.
 struct SparsemaxBound {
   static double slack(double k) { return 1.0 / k; }
   static double newton(double theta, double k, double sd, double) { return theta + (sd - 1.0) / k; }
+  static double step(double theta, double k, double sd, double sd2, double) {
+    return newton(theta, k, sd, sd2);
+  }
 };
 struct Entmax15Bound {
   static double slack(double k) { return 2.0 / std::sqrt(k); }
   // f = Σ((z − θ)/2)² − 1 = Σd²/4 − 1, df/dθ = −Σd/2.
   static double newton(double theta, double, double sd, double sd2) { return theta + (0.5 * sd2 - 2.0) / sd; }
+  static double step(double theta, double k, double sd, double sd2, double dmin) {
+    // Σ(d − δ)² = 4: δ = (Σd − √D)/k = (Σd² − 4)/(Σd + √D), D = (Σd)² − k(Σd² − 4), no cancellation.
+    const double disc = sd * sd - k * (sd2 - 4.0);
+    const double delta = (sd2 - 4.0) / (sd + std::sqrt(disc > 0.0 ? disc : 0.0));
+    if (delta >= 0.0 && delta < dmin) return theta + delta * (1.0 - 1e-9) - 1e-12 * (std::fabs(theta) + 1.0);
+    return newton(theta, k, sd, sd2);
+  }
 };
 
 /// Lanes of the first read of collect_above_bound (its accumulators times the batch size).
 template <class T, class Arch>
 inline constexpr std::size_t collect_lanes = 4 * xsimd::batch<T, Arch>::size;
 
-/// Elements of scratch collect_above_bound needs for a row of n: buf (n + batch), then tmp.
+/// Scores per block of collect_above_bound (32 KiB, stays in L1 between its two reads).
+template <class T>
+inline constexpr std::size_t collect_block = 32768 / sizeof(T);
+
+/// Elements of scratch collect_above_bound needs for a row of n: buf (n + batch), then tmp
+/// (n + batch + lanes, then the maxima of the groups of a block).
 template <class T, class Arch>
 inline constexpr std::size_t collect_scratch_size(std::size_t n) {
-  return 2 * (n + xsimd::batch<T, Arch>::size) + collect_lanes<T, Arch>;
+  constexpr std::size_t W = xsimd::batch<T, Arch>::size, L = collect_lanes<T, Arch>;
+  return 2 * (n + W) + L + (std::min(n, collect_block<T>) / L + 1) * W;
+}
+
+/// Elements of the hits list of collect_above_bound for a row of n.
+template <class T, class Arch>
+inline constexpr std::size_t collect_hits_size(std::size_t n) {
+  return n / xsimd::batch<T, Arch>::size + 1;
 }
 
 /// Number of true lanes.
@@ -183,14 +220,16 @@ inline std::size_t count_true(const xsimd::batch_bool<T, A>& b) {
 /// bounds θ* from below); a second read of the block collects the scores above θ. buf and tmp
 /// are the two parts of collect_scratch_size(n) elements. Returns the number of collected scores; `scan`
 /// gets max and invalid (min is not computed), `theta` the final bound (every score not
-/// collected is ≤ theta).
+/// collected is ≤ theta). hits (n / batch + 1 elements) gets the first indices of the nhits
+/// whole batches with a collected score, in order (scores after the last whole batch are not
+/// listed); every other whole batch has only scores ≤ theta.
 template <class T, class Arch, class Bound>
-inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, T* tmp, RowScan<T>& scan,
-                                       T& theta) {
+inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, T* tmp, RowScan<T>& scan, T& theta,
+                                       std::size_t* hits, std::size_t& nhits) {
   using B = xsimd::batch<T, Arch>;
   constexpr std::size_t W = B::size;
   constexpr std::size_t U = collect_lanes<T, Arch> / W;  // accumulators of the first read
-  constexpr std::size_t block = 32768 / sizeof(T);       // a multiple of U·W
+  constexpr std::size_t block = collect_block<T>;        // a multiple of U·W
   static_assert(block % (U * W) == 0, "block must hold whole groups of batches");
   const T inf = std::numeric_limits<T>::infinity();
   const double dinf = std::numeric_limits<double>::infinity();
@@ -210,18 +249,19 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, T* tmp
   auto tighten = [&](std::size_t c) {
     for (int round = 0; round < 8 && c > 0; ++round) {
       const double t0 = static_cast<double>(th);
-      const FilterSums<T> f = filter_sums<T, Arch>(tmp, c, t0);
+      const FilterSums<T> f = filter_sums<T, Arch>(tmp, pad_to_batches<T, Arch>(tmp, c), t0);
       c = f.k;
       if (c == 0) break;
       const double before = bound, kd = static_cast<double>(c);
       raise_bound(t0 + f.sd / kd - Bound::slack(kd));  // the mean, without forming Σz
-      if (std::isfinite(f.sd2) && f.sd > 0.0) raise_bound(Bound::newton(t0, kd, f.sd, f.sd2));
+      if (std::isfinite(f.sd2) && f.sd > 0.0)
+        raise_bound(Bound::step(t0, kd, f.sd, f.sd2, static_cast<double>(f.min) - t0));
       if (!(bound > before)) break;
     }
   };
   T mx = -inf;
   bool nan = false, dense = false;
-  std::size_t k = 0, after_compaction = 0;
+  std::size_t k = 0, after_compaction = 0, h = 0;
   for (std::size_t b0 = 0; b0 < n; b0 += block) {
     const std::size_t b1 = std::min(n, b0 + block);
     const std::size_t k0 = k;
@@ -229,24 +269,48 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, T* tmp
     for (std::size_t u = 0; u < U; ++u) m[u] = B(-inf);
     std::size_t i = b0;
     if (!(th > -inf)) {
-      // No bound yet (first block): read the block twice. First its lane maxima (a NaN may hide
-      // in them; the second read finds it), which with the candidates so far (other blocks)
-      // raise the bound.
-      for (; i + U * W <= b1; i += U * W)
-        for (std::size_t u = 0; u < U; ++u) m[u] = xsimd::max(m[u], B::load_unaligned(z + i + u * W));
-      for (; i + W <= b1; i += W) m[0] = xsimd::max(m[0], B::load_unaligned(z + i));
-      for (; i < b1; ++i) mx = z[i] > mx ? z[i] : mx;
+      // No bound yet (first block): read the block twice. First the lane maxima (which with
+      // the candidates of earlier blocks raise the bound), the maximum of each group of U
+      // batches, and a sum that is NaN when a score is NaN (or on inf − inf: then checked).
+      T* gmax = tmp + n + W + U * W;
+      B sum(T(0));
+      for (; i + U * W <= b1; i += U * W) {
+        B a[U];
+        for (std::size_t u = 0; u < U; ++u) {
+          a[u] = B::load_unaligned(z + i + u * W);
+          m[u] = xsimd::max(m[u], a[u]);
+        }
+        B g = a[0], t = a[0];
+        for (std::size_t u = 1; u < U; ++u) {
+          g = xsimd::max(g, a[u]);
+          t = t + a[u];
+        }
+        g.store_unaligned(gmax + (i - b0) / U);
+        sum = sum + t;
+      }
+      const std::size_t groups_end = i;
+      for (; i + W <= b1; i += W) {
+        const B a = B::load_unaligned(z + i);
+        m[0] = xsimd::max(m[0], a);
+        sum = sum + a;
+      }
+      for (; i < b1; ++i) {
+        mx = z[i] > mx ? z[i] : mx;
+        nan = nan || (z[i] != z[i]);
+      }
+      if (xsimd::any(xsimd::isnan(sum)) && scan_row<T, Arch>(z + b0, b1 - b0).invalid) nan = true;
       B mall = m[0];
       for (std::size_t u = 1; u < U; ++u) mall = xsimd::max(mall, m[u]);
       const T bmax = reduce_max(mall);
       mx = bmax > mx ? bmax : mx;
+      if (nan || mx == inf) break;  // an invalid row: nothing else is needed
       if (mx > -inf && mx < inf) raise_bound(static_cast<double>(mx) - Bound::slack(1.0));
       if (th > -inf) {
         std::copy(buf, buf + k, tmp);
         for (std::size_t u = 0; u < U; ++u) m[u].store_unaligned(tmp + k + u * W);
         tighten(k + U * W);
       }
-      // Second read (from L1): the scores above th, and NaN (an unordered compare keeps it).
+      // Second read (from L1): the scores above th, group by group.
       const B tb(th);
       std::size_t above = 0;  // lane maxima above th: about the candidates per U·W lanes
       for (std::size_t u = 0; u < U; ++u) above += count_true(m[u] > tb);
@@ -254,17 +318,34 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, T* tmp
       if (2 * above > U * W) {  // many candidates: compress unconditionally (no mispredicted branches)
         for (; i + W <= b1; i += W) {
           const B zb = B::load_unaligned(z + i);
-          k += compress_store(zb, !(zb <= tb), buf + k);
+          const std::size_t c = compress_store(zb, zb > tb, buf + k);
+          k += c;
+          hits[h] = i;
+          h += c != 0;
         }
       } else {
+        for (; i < groups_end; i += U * W) {
+          if (!xsimd::any(B::load_unaligned(gmax + (i - b0) / U) > tb)) continue;
+          for (std::size_t u = 0; u < U; ++u) {
+            const B zb = B::load_unaligned(z + i + u * W);
+            const auto keep = zb > tb;
+            if (xsimd::any(keep)) {
+              k += compress_store(zb, keep, buf + k);
+              hits[h++] = i + u * W;
+            }
+          }
+        }
         for (; i + W <= b1; i += W) {
           const B zb = B::load_unaligned(z + i);
-          const auto keep = !(zb <= tb);
-          if (xsimd::any(keep)) k += compress_store(zb, keep, buf + k);
+          const auto keep = zb > tb;
+          if (xsimd::any(keep)) {
+            k += compress_store(zb, keep, buf + k);
+            hits[h++] = i;
+          }
         }
       }
       for (; i < b1; ++i)
-        if (!(z[i] <= th)) buf[k++] = z[i];
+        if (z[i] > th) buf[k++] = z[i];
     } else {
       // A bound from the earlier blocks: one read for the max and the scores above th.
       const B tb(th);
@@ -273,7 +354,10 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, T* tmp
           for (std::size_t u = 0; u < U; ++u) {
             const B zb = B::load_unaligned(z + i + u * W);
             m[u] = xsimd::max(m[u], zb);
-            k += compress_store(zb, !(zb <= tb), buf + k);
+            const std::size_t c = compress_store(zb, !(zb <= tb), buf + k);
+            k += c;
+            hits[h] = i + u * W;
+            h += c != 0;
           }
       } else {
         for (; i + U * W <= b1; i += U * W)
@@ -281,13 +365,19 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, T* tmp
             const B zb = B::load_unaligned(z + i + u * W);
             m[u] = xsimd::max(m[u], zb);
             const auto keep = !(zb <= tb);
-            if (xsimd::any(keep)) k += compress_store(zb, keep, buf + k);
+            if (xsimd::any(keep)) {
+              k += compress_store(zb, keep, buf + k);
+              hits[h++] = i + u * W;
+            }
           }
       }
       for (; i + W <= b1; i += W) {
         const B zb = B::load_unaligned(z + i);
         m[0] = xsimd::max(m[0], zb);
-        k += compress_store(zb, !(zb <= tb), buf + k);
+        const std::size_t c = compress_store(zb, !(zb <= tb), buf + k);
+        k += c;
+        hits[h] = i;
+        h += c != 0;
       }
       for (; i < b1; ++i) {
         mx = z[i] > mx ? z[i] : mx;
@@ -314,6 +404,7 @@ inline std::size_t collect_above_bound(const T* z, std::size_t n, T* buf, T* tmp
   }
   scan = RowScan<T>{mx, mx, nan || mx == inf};
   theta = th;
+  nhits = h;
   return k;
 }
 

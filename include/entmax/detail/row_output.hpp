@@ -10,6 +10,8 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -81,6 +83,44 @@ inline void write_output(const T* z, T* p, std::size_t n, const Map& map, double
     for (; i + W <= n; i += W) (map(B::load_unaligned(z + i)) * cb).store_unaligned(p + i);
   }
   for (; i < n; ++i) p[i] = static_cast<T>(static_cast<double>(map(z[i])) * c);
+}
+
+/// The same p as write_output when map gives 0 on every whole batch not listed in hits[0, h)
+/// (first indices of batches, increasing): zeros written as one block, then only the listed
+/// batches and the scores after the last whole batch are mapped. p must not overlap z.
+template <class T, class Arch, class Map>
+inline void write_output_sparse(const T* z, T* p, std::size_t n, const Map& map, double c,
+                                const std::size_t* hits, std::size_t h) {
+  using B = xsimd::batch<T, Arch>;
+  using BD = xsimd::batch<double, Arch>;
+  constexpr std::size_t W = B::size;
+  std::memset(p, 0, n * sizeof(T));  // all bits zero is +0, the map's zero
+  const std::size_t tail = n - n % W;
+  if (c == 0.0) {
+    for (std::size_t j = 0; j < h; ++j) map(B::load_unaligned(z + hits[j])).store_unaligned(p + hits[j]);
+    for (std::size_t i = tail; i < n; ++i) p[i] = map(z[i]);
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    const BD cb(c);
+    for (std::size_t j = 0; j < h; ++j) {
+      BD l, hi;
+      split_to_double(map(B::load_unaligned(z + hits[j])), l, hi);
+      join_to_float(l * cb, hi * cb).store_unaligned(p + hits[j]);
+    }
+  } else {
+    const B cb(c);
+    for (std::size_t j = 0; j < h; ++j)
+      (map(B::load_unaligned(z + hits[j])) * cb).store_unaligned(p + hits[j]);
+  }
+  for (std::size_t i = tail; i < n; ++i) p[i] = static_cast<T>(static_cast<double>(map(z[i])) * c);
+}
+
+/// Whether [z, z + n) and [p, p + n) overlap.
+template <class T>
+inline bool overlaps(const T* z, const T* p, std::size_t n) {
+  const auto a = reinterpret_cast<std::uintptr_t>(z), b = reinterpret_cast<std::uintptr_t>(p);
+  return a < b + n * sizeof(T) && b < a + n * sizeof(T);
 }
 
 /// p[0, n) = map(z) and, in index order, its non-zero values into nz (n + batch elements).

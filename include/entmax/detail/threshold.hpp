@@ -125,7 +125,7 @@ inline double sparsemax_threshold(T* buf, std::size_t& k, double& floor) {
   // τ ≥ −1 always (the max alone has mass 1 at τ = −1); clamping keeps x − τ small.
   double tau = std::max(-1.0, sum_minus_one<T, Arch>(buf, k) / static_cast<double>(k));
   for (;;) {  // each round drops at least one value or returns
-    const FilterSums<T> f = filter_sums<T, Arch>(buf, k, tau);
+    const FilterSums<T> f = filter_sums<T, Arch>(buf, pad_to_batches<T, Arch>(buf, k), tau);
     if (f.k == k) return sum_minus_one<T, Arch>(buf, k) / static_cast<double>(k);  // C = {x > τ}
     k = f.k;
     floor = tau;
@@ -158,7 +158,7 @@ template <class T, class Arch>
 inline double entmax15_threshold(T* buf, std::size_t& k, double& floor, double tau0 = -1.0) {
   double tau = tau0 > -1.0 ? tau0 : -1.0;
   for (;;) {
-    const FilterSums<T> f = filter_sums<T, Arch>(buf, k, tau);
+    const FilterSums<T> f = filter_sums<T, Arch>(buf, pad_to_batches<T, Arch>(buf, k), tau);
     k = f.k;
     floor = tau;
     const double kd = static_cast<double>(k), sd = f.sd, sd2 = f.sd2;

@@ -75,8 +75,9 @@ inline void entmax15_output(const T* z, T* p, std::size_t n, T m, T tau, std::si
 /// finish certified on the support, sums in double-double, τ rounded to nearest T; on deep
 /// supports Σp is taken over the support and p renormalised in the output pass if it is off by
 /// more than 2ε (float) / 4ε (double), see detail::entmax15_sum_at_risk). −inf scores give
-/// exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses a
-/// thread-local scratch buffer of n elements.
+/// exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses
+/// thread-local scratch: about 2n elements of T plus 8 KiB (detail::collect_scratch_size) and
+/// n/batch indices.
 template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15: T must be float or double");

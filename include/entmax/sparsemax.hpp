@@ -71,8 +71,8 @@ inline void sparsemax_output(const T* z, T* p, std::size_t n, T m, T tau, std::s
 /// Numerics: exact threshold (Michelot on the candidates above −1, sums in double-double, τ rounded to
 /// nearest T; when support·|τ| is large, Σp is taken over the support and p renormalised in the
 /// output pass if it is off by more than 2ε (float) / 4ε (double), see detail::sparsemax_sum_at_risk). −inf
-/// scores give exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses a thread-local
-/// scratch buffer of n elements.
+/// scores give exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses thread-local
+/// scratch: about 2n elements of T plus 8 KiB (detail::collect_scratch_size) and n/batch indices.
 template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax: T must be float or double");

@@ -110,7 +110,7 @@ std::string show(const std::vector<T>& v, std::size_t limit = 64) {
   std::string s = "[";
   char buf[64];
   for (std::size_t i = 0; i < v.size() && i < limit; ++i) {
-    std::snprintf(buf, sizeof buf, "%s%.9Lg", i ? ", " : "", static_cast<LD>(v[i]));
+    std::snprintf(buf, sizeof buf, "%s%.21Lg", i ? ", " : "", static_cast<LD>(v[i]));
     s += buf;
   }
   if (v.size() > limit) s += ", ...";

@@ -142,3 +142,40 @@ TEMPLATE_TEST_CASE("debug checks reject corrupted rows", "[debug]", float, doubl
   CHECK_THROWS_WITH(entmax::detail::debug_check_finite("g", "dp", dp.data(), 3),
                     Contains("g: debug check: dp[1]"));
 }
+
+TEMPLATE_TEST_CASE("debug mode: every backward rejects non-finite p or dp, naming itself", "[debug]", float,
+                   double) {
+  using T = TestType;
+  using Backward = std::function<void(const T*, const T*, T*, std::size_t)>;
+  const std::vector<std::pair<std::string, Backward>> backwards = {
+      {"entmax::softmax_backward",
+       [](const T* p, const T* dp, T* dz, std::size_t n) { entmax::softmax_backward(p, dp, dz, n); }},
+      {"entmax::sparsemax_backward",
+       [](const T* p, const T* dp, T* dz, std::size_t n) { entmax::sparsemax_backward(p, dp, dz, n); }},
+      {"entmax::entmax15_backward",
+       [](const T* p, const T* dp, T* dz, std::size_t n) { entmax::entmax15_backward(p, dp, dz, n); }},
+      {"entmax::entmax_bisect_backward",
+       [](const T* p, const T* dp, T* dz, std::size_t n) {
+         entmax::entmax_bisect_backward(p, dp, dz, n, T(1.3));
+       }},
+      {"entmax::entmax_alpha_grad",
+       [](const T* p, const T* dp, T* dz, std::size_t n) {
+         dz[0] = entmax::entmax_alpha_grad(p, dp, n, T(1.3));
+       }},
+  };
+  const std::vector<T> p = {T(0.75), T(0.25), T(0)}, dp = {T(1), T(-2), T(0.5)};
+  for (const auto& [name, backward] : backwards) {
+    INFO(name);
+    std::vector<T> dz(3, T(7));
+    CHECK_NOTHROW(backward(p.data(), dp.data(), dz.data(), 3));
+    for (std::size_t at = 0; at < 3; ++at) {
+      std::vector<T> bad_dp = dp, bad_p = p;
+      bad_dp[at] = std::numeric_limits<T>::quiet_NaN();
+      bad_p[at] = std::numeric_limits<T>::infinity();
+      CHECK_THROWS_WITH(backward(p.data(), bad_dp.data(), dz.data(), 3),
+                        Contains(name + ": debug check: dp[" + std::to_string(at) + "]"));
+      CHECK_THROWS_WITH(backward(bad_p.data(), dp.data(), dz.data(), 3),
+                        Contains(name + ": debug check: p[" + std::to_string(at) + "]"));
+    }
+  }
+}

@@ -130,6 +130,7 @@ inline void entmax15_from_stats(const T* z, const RowStats<T>& stats, T* p, std:
 template <class T, class Arch = xsimd::default_arch>
 inline void entmax15_backward(const T* p, const T* dp, T* dz, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15_backward: T must be float or double");
+  detail::debug_check_backward("entmax::entmax15_backward", p, dp, n);
   detail::entmax_vjp<T, Arch>(p, dp, dz, n, detail::SqrtWeight{});
 }
 

@@ -111,6 +111,7 @@ inline void entmax_bisect_backward(const T* p, const T* dp, T* dz, std::size_t n
   static_assert(detail::is_supported_scalar_v<T>,
                 "entmax::entmax_bisect_backward: T must be float or double");
   detail::check_alpha("entmax::entmax_bisect_backward", alpha);
+  detail::debug_check_backward("entmax::entmax_bisect_backward", p, dp, n);
   if (alpha == T(2)) {
     detail::entmax_vjp<T, Arch>(p, dp, dz, n, detail::IndicatorWeight{});
   } else if (alpha == T(1.5)) {
@@ -135,6 +136,7 @@ template <class T, class Arch = xsimd::default_arch>
 inline T entmax_alpha_grad(const T* p, const T* dp, std::size_t n, T alpha) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax_alpha_grad: T must be float or double");
   detail::check_alpha("entmax::entmax_alpha_grad", alpha);
+  detail::debug_check_backward("entmax::entmax_alpha_grad", p, dp, n);
   using B = xsimd::batch<double, Arch>;
   constexpr std::size_t W = B::size;
   const double a = static_cast<double>(alpha) - 1.0;

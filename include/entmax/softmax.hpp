@@ -141,6 +141,7 @@ inline void softmax_from_stats(const T* z, const RowStats<T>& stats, T* p, std::
 template <class T, class Arch = xsimd::default_arch>
 inline void softmax_backward(const T* p, const T* dp, T* dz, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::softmax_backward: T must be float or double");
+  detail::debug_check_backward("entmax::softmax_backward", p, dp, n);
   detail::entmax_vjp<T, Arch>(p, dp, dz, n, detail::IdentityWeight{});
 }
 

@@ -123,6 +123,7 @@ inline void sparsemax_from_stats(const T* z, const RowStats<T>& stats, T* p, std
 template <class T, class Arch = xsimd::default_arch>
 inline void sparsemax_backward(const T* p, const T* dp, T* dz, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax_backward: T must be float or double");
+  detail::debug_check_backward("entmax::sparsemax_backward", p, dp, n);
   detail::entmax_vjp<T, Arch>(p, dp, dz, n, detail::IndicatorWeight{});
 }
 

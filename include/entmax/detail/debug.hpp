@@ -40,6 +40,13 @@ inline void debug_check_finite(const char* fn, const char* name, const T* x, std
 #endif
 }
 
+/// Debug mode: raises domain_error if a backward's inputs p or dp hold a non-finite value.
+template <class T>
+inline void debug_check_backward(const char* fn, const T* p, const T* dp, std::size_t n) {
+  debug_check_finite(fn, "p", p, n);
+  debug_check_finite(fn, "dp", dp, n);
+}
+
 /// Debug mode: checks a forward result of a row with finite maximum: 0 <= p <= 1, Σp = 1 within
 /// n·ε (accumulated in long double), a non-empty support that matches the count of non-zeros,
 /// and, for α-entmax (alpha > 1), τ inside its bracket [−1, −n^{1−α}] (with n·ε slack).

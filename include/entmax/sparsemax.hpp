@@ -95,15 +95,8 @@ inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   stats.tau = tau;
   stats.support = detail::count_above(buf, k, tau);
   const detail::SparsemaxMap<T, Arch> map(scan.max, tau);
-  double r = 0.0;  // the candidates hold every non-zero output, in index order
-  if (detail::sparsemax_sum_at_risk(tau, stats.support))
-    r = detail::renormalisation<T>(detail::candidate_output_sum<T, Arch>(buf, k, map));
-  // Few batches with candidates: zeros as one block, then those batches only.
-  if (n >= 16 * detail::batch_size<T, Arch> && 2 * nhits * detail::batch_size<T, Arch> < n &&
-      !detail::overlaps(z, p, n))
-    detail::write_output_sparse<T, Arch>(z, p, n, map, r, hits, nhits);
-  else
-    detail::write_output<T, Arch>(z, p, n, map, r);
+  detail::write_exact_output<T, Arch>(z, p, n, map, detail::sparsemax_sum_at_risk(tau, stats.support), buf, k,
+                                      hits, nhits);
   detail::debug_check_row("entmax::sparsemax", p, n, stats, 2.0);
   return stats;
 }

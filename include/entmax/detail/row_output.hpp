@@ -123,6 +123,22 @@ inline bool overlaps(const T* z, const T* p, std::size_t n) {
   return a < b + n * sizeof(T) && b < a + n * sizeof(T);
 }
 
+/// The output pass of the exact maps (sparsemax, entmax15): p = map(z), renormalised when the
+/// rounding of τ may put Σp outside its bound (`at_risk`: Σp is taken over the k candidates `cand`,
+/// which hold every non-zero output in index order). When under half of the row's batches hold a
+/// candidate (hits[0, h)), zeros go in as one block and only those batches are mapped; rows that
+/// alias or are shorter than 16 batches take the plain pass.
+template <class T, class Arch, class Map>
+inline void write_exact_output(const T* z, T* p, std::size_t n, const Map& map, bool at_risk, T* cand,
+                               std::size_t k, const std::size_t* hits, std::size_t h) {
+  constexpr std::size_t W = xsimd::batch<T, Arch>::size;
+  const double c = at_risk ? renormalisation<T>(candidate_output_sum<T, Arch>(cand, k, map)) : 0.0;
+  if (n >= 16 * W && 2 * h * W < n && !overlaps(z, p, n))
+    write_output_sparse<T, Arch>(z, p, n, map, c, hits, h);
+  else
+    write_output<T, Arch>(z, p, n, map, c);
+}
+
 /// p[0, n) = map(z) and, in index order, its non-zero values into nz (n + batch elements).
 /// Returns their number. p may alias z.
 template <class T, class Arch, class Map>

@@ -126,7 +126,8 @@ ASEntmaxGrad<T> asentmax_backward(const T* z, const T* p, const T* dp, T* dz, st
                                   T gamma, T delta, std::size_t npos) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::asentmax_backward: T must be float or double");
   detail::check_alpha("entmax::asentmax_backward", alpha);
-  const T s = static_cast<T>(detail::checked_asentmax_scale("entmax::asentmax_backward", beta, gamma, delta, npos));
+  const T s =
+      static_cast<T>(detail::checked_asentmax_scale("entmax::asentmax_backward", beta, gamma, delta, npos));
   if (n == 0) return {T(0), T(0), T(0), T(0)};
   if (alpha == T(1.5)) {
     entmax15_backward(p, dp, dz, n);

@@ -165,9 +165,9 @@ template <class Derived>
 std::vector<typename Derived::Scalar> tokens_to_rows(const Eigen::MatrixBase<Derived>& m, std::size_t batch,
                                                      std::size_t n) {
   if (static_cast<std::size_t>(m.rows()) != batch * n) {
-    detail::raise(
-        ErrorKind::invalid_argument,
-        detail::message("entmax::tokens_to_rows: m must have batch * N = ", batch * n, " rows (got ", m.rows(), ")"));
+    detail::raise(ErrorKind::invalid_argument,
+                  detail::message("entmax::tokens_to_rows: m must have batch * N = ", batch * n,
+                                  " rows (got ", m.rows(), ")"));
   }
   const std::size_t heads = static_cast<std::size_t>(m.cols());
   std::vector<typename Derived::Scalar> out(batch * heads * n);

@@ -53,17 +53,6 @@ inline bool entmax15_sum_at_risk(T tau, std::size_t support) {
   return static_cast<double>(support) * u * u > c * c;
 }
 
-// The output pass of from_stats: p, and when the sum is at risk its non-zero values collected
-// (scratch) to decide the renormalisation exactly as the forward does.
-template <class T, class Arch>
-inline void entmax15_output(const T* z, T* p, std::size_t n, T m, T tau, std::size_t support) {
-  const Entmax15Map<T, Arch> map(m, tau);
-  if (!entmax15_sum_at_risk(tau, support)) return write_output<T, Arch>(z, p, n, map, 0.0);
-  T* nz = scratch<T>(n + batch_size<T, Arch>);
-  const std::size_t c = write_output_collect<T, Arch>(z, p, n, map, nz);
-  const double r = renormalisation<T>(sum_outputs<T, Arch>(nz, c));
-  if (r != 0.0) scale_row<T, Arch>(p, n, r);
-}
 }  // namespace detail
 
 /// 1.5-entmax of one row (Peters et al. 2019): p_i = [(z_i − m)/2 − τ]_+² with Σ p = 1.
@@ -115,7 +104,8 @@ template <class T, class Arch = xsimd::default_arch>
 inline void entmax15_from_stats(const T* z, const RowStats<T>& stats, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15_from_stats: T must be float or double");
   if (detail::special_from_stats<T, Arch>(stats, p, n)) return;
-  detail::entmax15_output<T, Arch>(z, p, n, stats.max, stats.tau, stats.support);
+  detail::write_output_from_stats<T, Arch>(z, p, n, detail::Entmax15Map<T, Arch>(stats.max, stats.tau),
+                                           detail::entmax15_sum_at_risk(stats.tau, stats.support));
 }
 
 /// Vector-Jacobian product of 1.5-entmax: u = √p, dz = u ⊙ dp − (⟨u, dp⟩/Σu)·u; dz = 0 where

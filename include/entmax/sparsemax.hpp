@@ -50,17 +50,6 @@ inline bool sparsemax_sum_at_risk(T tau, std::size_t support) {
   return static_cast<double>(support) * ulp_at(tau) > (std::is_same_v<T, float> ? 3.0 : 12.0) * eps;
 }
 
-// The output pass of from_stats: p, and when the sum is at risk its non-zero values collected
-// (scratch) to decide the renormalisation exactly as the forward does.
-template <class T, class Arch>
-inline void sparsemax_output(const T* z, T* p, std::size_t n, T m, T tau, std::size_t support) {
-  const SparsemaxMap<T, Arch> map(m, tau);
-  if (!sparsemax_sum_at_risk(tau, support)) return write_output<T, Arch>(z, p, n, map, 0.0);
-  T* nz = scratch<T>(n + batch_size<T, Arch>);
-  const std::size_t c = write_output_collect<T, Arch>(z, p, n, map, nz);
-  const double r = renormalisation<T>(sum_outputs<T, Arch>(nz, c));
-  if (r != 0.0) scale_row<T, Arch>(p, n, r);
-}
 }  // namespace detail
 
 /// Sparsemax of one row: p = argmin_{p ∈ simplex} ‖p − z‖², i.e. p_i = [(z_i − m) − τ]_+.
@@ -108,7 +97,8 @@ template <class T, class Arch = xsimd::default_arch>
 inline void sparsemax_from_stats(const T* z, const RowStats<T>& stats, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax_from_stats: T must be float or double");
   if (detail::special_from_stats<T, Arch>(stats, p, n)) return;
-  detail::sparsemax_output<T, Arch>(z, p, n, stats.max, stats.tau, stats.support);
+  detail::write_output_from_stats<T, Arch>(z, p, n, detail::SparsemaxMap<T, Arch>(stats.max, stats.tau),
+                                           detail::sparsemax_sum_at_risk(stats.tau, stats.support));
 }
 
 /// Vector-Jacobian product of sparsemax: on the support S = {p > 0}, dz = dp − mean_S(dp);

@@ -6,6 +6,7 @@
 
 #include <entmax/detail/accumulate.hpp>
 #include <entmax/detail/candidates.hpp>
+#include <entmax/detail/scratch.hpp>
 #include <entmax/detail/simd.hpp>
 
 #include <cmath>
@@ -159,6 +160,18 @@ inline std::size_t write_output_collect(const T* z, T* p, std::size_t n, const M
     if (q > T(0)) nz[c++] = q;
   }
   return c;
+}
+
+/// The output pass of from_stats (sparsemax, entmax15): p = map(z) and, when the sum is at risk,
+/// its non-zero values collected (scratch) to decide the renormalisation exactly as the forward's
+/// write_exact_output does.
+template <class T, class Arch, class Map>
+inline void write_output_from_stats(const T* z, T* p, std::size_t n, const Map& map, bool at_risk) {
+  if (!at_risk) return write_output<T, Arch>(z, p, n, map, 0.0);
+  T* nz = scratch<T>(n + xsimd::batch<T, Arch>::size);
+  const std::size_t c = write_output_collect<T, Arch>(z, p, n, map, nz);
+  const double r = renormalisation<T>(sum_outputs<T, Arch>(nz, c));
+  if (r != 0.0) scale_row<T, Arch>(p, n, r);
 }
 
 }  // namespace entmax::detail

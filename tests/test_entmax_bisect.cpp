@@ -134,6 +134,30 @@ TEMPLATE_TEST_CASE("entmax_bisect at large n", "[entmax_bisect][large]", float, 
   }
 }
 
+// The float-lane search of float rows and the counting levels only choose where the double
+// iteration starts and which candidates it sees: rows around the SIMD widths, dense and sparse,
+// α near 1 and large, ties and −inf entries must still match the reference.
+TEMPLATE_TEST_CASE("entmax_bisect search phases: SIMD widths, dense and sparse rows, ties, -inf",
+                   "[entmax_bisect]", float, double) {
+  using T = TestType;
+  std::uint64_t seed = Catch::rngSeed() + 909;
+  for (std::size_t n :
+       {7u, 8u, 9u, 15u, 16u, 17u, 31u, 32u, 33u, 63u, 64u, 65u, 127u, 128u, 129u, 257u, 1023u, 2049u}) {
+    for (double alpha : {1.05, 1.25, 1.75, 3.0, 8.0}) {
+      for (double scale : {0.01, 0.25, 1.0, 4.0}) {
+        const std::vector<T> z = gaussian<T>(n, scale, ++seed);
+        check_alpha_forward<T>(z, alpha, "gauss" + std::to_string(scale));
+        std::vector<T> tied(z);  // a coarse grid: many ties, also at the top
+        for (auto& v : tied) v = static_cast<T>(std::round(static_cast<double>(v) * 4 / scale) * scale / 4);
+        check_alpha_forward<T>(tied, alpha, "tied" + std::to_string(scale));
+        std::vector<T> masked(z);
+        for (std::size_t i = 1; i < n; i += 3) masked[i] = -std::numeric_limits<T>::infinity();
+        check_alpha_forward<T>(masked, alpha, "masked" + std::to_string(scale));
+      }
+    }
+  }
+}
+
 TEST_CASE("entmax_bisect at n = 1e6 (float, general power)", "[entmax_bisect][large]") {
   check_alpha_forward<float>(gaussian<float>(1000000, 1.0, Catch::rngSeed() + 7), 1.75, "gauss1");
   check_alpha_forward<float>(gaussian<float>(1000000, 0.25, Catch::rngSeed() + 8), 1.25, "gauss0.25");

@@ -31,8 +31,9 @@ namespace entmax {
 /// @param alpha  α > 1 and finite, else std::domain_error before any write (α = 1 is softmax).
 /// @return       RowStats{max m, τ in shifted coordinates (in [−1, −n^{1−α}]), non-zeros}.
 ///
-/// Numerics: all arithmetic in double (float rows are widened), p renormalised by the sum at
-/// the final τ and rounded once to T. Agrees with a long-double reference to a few ε for α ≤ 2;
+/// Numerics: τ is decided and p computed in double (float rows are widened; for α ≤ 2 they
+/// first search in float lanes, which only picks the start), p renormalised by the sum at the
+/// final τ and rounded once to T. Agrees with a long-double reference to a few ε for α ≤ 2;
 /// for α > 2, p near the support boundary is ill-conditioned and accuracy degrades like
 /// ε^{1/(α−1)}. κ ∈ {1, 2, …, 16, ½} use exact products/square roots instead of exp(κ log x).
 /// −inf scores give exactly 0; an all −inf row gives zeros (support 0); NaN or +inf gives a

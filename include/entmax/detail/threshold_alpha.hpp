@@ -1,5 +1,5 @@
 // Threshold search for α-entmax with any α > 1: candidate filtering, Newton on the κ-norm with a
-// bisection safeguard, stop on stagnation, then one output pass. Working precision is double.
+// bisection safeguard, stop on stagnation, then one output pass. τ is decided in double.
 //
 // With d_i = (α−1)(z_i − max), a = α − 1 and κ = 1/a, the threshold τ solves
 //   f(τ) = Σ_i (d_i − τ)_+^κ − 1 = 0,   τ ∈ [−1, −n^{−a}].
@@ -9,12 +9,15 @@
 // convex, so Newton started from a lower bound stays a lower bound and never overshoots. For
 // α > 2 a bracket [lo, hi] catches overshoots and falls back to bisection.
 //
-// Passes over a row: max (with NaN detection); candidate extraction (e = z − max for a·e > −1,
-// in double); when that keeps much of the row, a counting pass over the candidates at a few
-// levels t gives a tighter bound (c elements with d ≥ t force τ ≥ t − c^{−a}) and a compaction;
-// then Newton iterations on the (shrinking) candidates; then one output pass that raises to
-// the power κ only in blocks holding support elements. Powers: exact products for integer κ,
-// √ for κ = ½, else exp(κ log x) with vectorised log/exp (x ≤ 1, so the exponent is ≤ 0).
+// Passes over a row: max (with NaN detection); extraction of the raw scores above −1 (the
+// candidates; kept as T, so every double pass widens them exactly as the output pass does);
+// when that keeps much of the row, a counting pass in T lanes at a few levels t gives a
+// tighter bound (c elements with d ≥ t force τ ≥ t − c^{−a}) and a compaction; for float rows
+// with α ≤ 2, Newton in float lanes, which only chooses where the double iteration starts (one
+// or two double steps then reach the tolerance); Newton in double on the (shrinking)
+// candidates; then one output pass that raises to the power κ only in blocks holding support
+// elements. Powers: exact products for integer κ, √ for κ = ½, else exp(κ log x) with
+// vectorised log/exp (x ≤ 1, so the exponent is ≤ 0).
 #pragma once
 
 #include <entmax/detail/accumulate.hpp>
@@ -35,10 +38,9 @@ namespace entmax::detail {
 
 /// x = a·e − t, the one formula every pass uses (a fused multiply-subtract where the arch has
 /// it), so that the candidate filter, the sums and the output agree bit for bit.
-template <class Arch>
-inline xsimd::batch<double, Arch> alpha_x(const xsimd::batch<double, Arch>& a,
-                                          const xsimd::batch<double, Arch>& e,
-                                          const xsimd::batch<double, Arch>& t) {
+template <class V, class Arch>
+inline xsimd::batch<V, Arch> alpha_x(const xsimd::batch<V, Arch>& a, const xsimd::batch<V, Arch>& e,
+                                     const xsimd::batch<V, Arch>& t) {
   return xsimd::fms(a, e, t);
 }
 
@@ -139,17 +141,19 @@ inline AlphaPowerKind alpha_power_kind(double kappa) {
   return AlphaPowerKind::general;
 }
 
-/// y = x^κ and y1 = x^{κ−1} on positive lanes (other lanes: unspecified, callers mask them).
+/// y = x^κ and y1 = x^{κ−1} on positive lanes (other lanes: unspecified, callers mask them), in
+/// double lanes or, for the float search phase, in float lanes.
 template <AlphaPowerKind K, class Arch>
 struct AlphaPower {
-  using B = xsimd::batch<double, Arch>;
   double kappa;
   int ik;  // κ for AlphaPowerKind::integer
 
-  void operator()(const B& x, B& y, B& y1) const {
+  template <class V>
+  void operator()(const xsimd::batch<V, Arch>& x, xsimd::batch<V, Arch>& y, xsimd::batch<V, Arch>& y1) const {
+    using B = xsimd::batch<V, Arch>;
     if constexpr (K == AlphaPowerKind::one) {
       y = x;
-      y1 = B(1.0);
+      y1 = B(V(1));
     } else if constexpr (K == AlphaPowerKind::integer) {
       B r = x;
       for (int j = 2; j < ik; ++j) r *= x;
@@ -160,100 +164,241 @@ struct AlphaPower {
       y1 = y / x;
     } else {
       // x ≤ 1 (τ ≥ −1), so κ log x ≤ 0.
-      y = exp_nonpositive(B(kappa) * log_positive(x));
+      y = exp_nonpositive(B(static_cast<V>(kappa)) * log_positive(x));
       y1 = y / x;
     }
   }
-  B pow(const B& x) const {
-    B y, y1;
+  template <class V>
+  xsimd::batch<V, Arch> pow(const xsimd::batch<V, Arch>& x) const {
+    xsimd::batch<V, Arch> y, y1;
     (*this)(x, y, y1);
     return y;
   }
 };
 
-/// Σ x^κ, Σ x^{κ−1} and the count of x = a·c_i − τ > 0 over c[0, m), m a multiple of the batch
-/// size (padding lanes hold −inf).
+/// Σ x^κ, Σ x^{κ−1} and the count of x = a·(c_i − m) − τ > 0 over the candidates.
 struct AlphaSums {
   double s0, s1;
   std::size_t count;
 };
 
-template <class Pow, class Arch>
-inline AlphaSums alpha_sums(const double* c, std::size_t m, double alpha_a, double tau, const Pow& pw) {
+/// acc += y on the lanes of mk (one merge-masked add where the arch has them).
+template <class V, class Arch>
+inline void masked_add(xsimd::batch<V, Arch>& acc, const xsimd::batch_bool<V, Arch>& mk,
+                       const xsimd::batch<V, Arch>& y) {
+  acc = xsimd::select(mk, acc + y, acc);
+}
+
+/// The sums in double over the candidate scores c[0, mp) (T values, mp a multiple of two T
+/// batches, padding −inf), e = c − m widened exactly as in the output pass. Lanes with x ≤ 0
+/// may compute garbage powers; only the lanes with x > 0 are added. Compensated: Σ x^κ in
+/// double-double lanes, so that τ does not depend on the order of the candidates (a permuted
+/// row gives the same τ) nor on the SIMD width; otherwise plain double lanes, 2^29 times finer
+/// than a float row needs.
+template <class T, bool Compensated, class Pow, class Arch>
+inline AlphaSums alpha_sums(const T* c, std::size_t mp, double zmax, double alpha_a, double tau,
+                            const Pow& pw) {
   using B = xsimd::batch<double, Arch>;
   constexpr std::size_t W = B::size;
-  const B t(tau), va(alpha_a), zero(0.0), one(1.0);
-  // Σ x^κ decides τ: summed in double-double lanes so that τ does not depend on the order of
-  // the candidates (a permuted row gives the same τ) nor on the SIMD width.
-  RowSum<double, Arch> s0;
-  B b0(0.0), b1(0.0), n0(0.0), n1(0.0);
-  std::size_t i = 0;
-  for (; i + 2 * W <= m; i += 2 * W) {
-    const B x = alpha_x(va, B::load_unaligned(c + i), t);
-    const B xx = alpha_x(va, B::load_unaligned(c + i + W), t);
+  const B vm(zmax), t(tau), va(alpha_a), zero(0.0), one(1.0);
+  // Two accumulators of each kind halve the latency chains.
+  RowSum<double, Arch> r0, r1;
+  B a0(0.0), a1(0.0), b0(0.0), b1(0.0), n0(0.0), n1(0.0);
+  auto add = [&](const B& x, RowSum<double, Arch>& r, B& s, B& b, B& cnt) {
     const auto mk = x > zero;
-    const auto mm = xx > zero;
     if (xsimd::any(mk)) {
       B y, y1;
-      pw(xsimd::select(mk, x, one), y, y1);
-      s0.add(xsimd::select(mk, y, zero));
-      b0 += xsimd::select(mk, y1, zero);
-      n0 += xsimd::select(mk, one, zero);
+      pw(x, y, y1);
+      if constexpr (Compensated) {
+        r.add(xsimd::select(mk, y, zero));
+      } else {
+        masked_add(s, mk, y);
+      }
+      masked_add(b, mk, y1);
+      masked_add(cnt, mk, one);
     }
-    if (xsimd::any(mm)) {
-      B y, y1;
-      pw(xsimd::select(mm, xx, one), y, y1);
-      s0.add(xsimd::select(mm, y, zero));
-      b1 += xsimd::select(mm, y1, zero);
-      n1 += xsimd::select(mm, one, zero);
-    }
+  };
+  std::size_t i = 0;
+  for (; i < mp; i += 2 * W) {
+    add(alpha_x(va, load_widened<Arch>(c + i) - vm, t), r0, a0, b0, n0);
+    add(alpha_x(va, load_widened<Arch>(c + i + W) - vm, t), r1, a1, b1, n1);
   }
-  for (; i < m; i += W) {
-    const B x = alpha_x(va, B::load_unaligned(c + i), t);
+  double s0;
+  if constexpr (Compensated) {
+    r0.add(r1.hi);  // exact merge: both halves of the second accumulator
+    r0.add(r1.lo);
+    s0 = r0.value();
+  } else {
+    s0 = reduce_add(a0 + a1);
+  }
+  return AlphaSums{s0, reduce_add(b0 + b1), static_cast<std::size_t>(reduce_add(n0 + n1))};
+}
+
+/// Σ x^κ and Σ x^{κ−1} (count not computed) in float lanes (e = c − m and x in float), for the
+/// search phase of float rows: about 1e-6 relative, twice the lanes of double and cheaper
+/// powers. Partial sums are taken over short chunks and added in double, so the error does not
+/// grow with the row length.
+template <class Pow, class Arch>
+inline AlphaSums alpha_sums_float(const float* c, std::size_t mp, float zmax, double alpha_a, double tau,
+                                  const Pow& pw) {
+  using B = xsimd::batch<float, Arch>;
+  constexpr std::size_t W = B::size;
+  constexpr std::size_t chunk = 8 * W;
+  const B vm(zmax), t(static_cast<float>(tau)), va(static_cast<float>(alpha_a)), zero(0.0f);
+  double s0 = 0, s1 = 0;
+  B acc[2][2];
+  auto add = [&](const B& x, B* sums) {
     const auto mk = x > zero;
-    B y, y1;
-    pw(xsimd::select(mk, x, one), y, y1);
-    s0.add(xsimd::select(mk, y, zero));
-    b0 += xsimd::select(mk, y1, zero);
-    n0 += xsimd::select(mk, one, zero);
+    if (xsimd::any(mk)) {
+      B y, y1;
+      pw(x, y, y1);
+      masked_add(sums[0], mk, y);
+      masked_add(sums[1], mk, y1);
+    }
+  };
+  for (std::size_t i = 0; i < mp; i += chunk) {  // mp is a multiple of 2W
+    for (auto& set : acc)
+      for (auto& v : set) v = zero;
+    const std::size_t end = std::min(mp, i + chunk);
+    for (std::size_t j = i; j < end; j += 2 * W) {
+      add(alpha_x(va, B::load_unaligned(c + j) - vm, t), acc[0]);
+      add(alpha_x(va, B::load_unaligned(c + j + W) - vm, t), acc[1]);
+    }
+    s0 += reduce_add(acc[0][0] + acc[1][0]);
+    s1 += reduce_add(acc[0][1] + acc[1][1]);
   }
-  return AlphaSums{s0.value(), reduce_add(b0 + b1), static_cast<std::size_t>(reduce_add(n0 + n1))};
+  return AlphaSums{s0, s1, 0};
 }
 
 /// Pads c[m, ...) with −inf up to a multiple of W; returns the padded length.
-template <std::size_t W>
-inline std::size_t pad_candidates(double* c, std::size_t m) {
+template <std::size_t W, class T>
+inline std::size_t pad_candidates(T* c, std::size_t m) {
   std::size_t mp = (m + W - 1) / W * W;
-  for (std::size_t i = m; i < mp; ++i) c[i] = -std::numeric_limits<double>::infinity();
+  for (std::size_t i = m; i < mp; ++i) c[i] = -std::numeric_limits<T>::infinity();
   return mp;
 }
 
-/// A lower bound of τ from counts, in one pass over the candidates e (no powers): if c elements
-/// have d = a·e ≥ t then f(τ) ≥ c (t − τ)^κ − 1 ≥ 0 for every τ ≤ t − c^{−a}. Counts at J levels t
-/// spaced geometrically on [−1, −n^{−a}] (the bracket of τ); returns the best bound (≥ lo).
-template <class Arch>
-inline double level_lower_bound(const double* c, std::size_t mp, std::size_t n, double a, double lo) {
-  using B = xsimd::batch<double, Arch>;
+/// Largest T θ below lo/a with margin: a·(z − m) > lo in the double passes implies z − m > θ
+/// when z − m is rounded to T (rounding is monotone), so filtering z − m > θ in T lanes keeps a
+/// superset of the elements above lo. Depends on z only through z − m (shift invariance).
+template <class T>
+inline T candidate_threshold(double a, double lo) {
+  const double th = lo / a;
+  const T r = round_down<T>(th - 1e-12 * std::fabs(th) - 1e-300);
+  return std::nextafter(r, -std::numeric_limits<T>::infinity());
+}
+
+/// Copies the scores z_i with z_i − m > θ (in T) to c in row order and returns how many; c
+/// needs n + one T batch of room and may be z itself (compaction in place). Candidates stay raw
+/// scores, so the double passes compute e = z − m exactly as the output pass does.
+template <class T, class Arch>
+inline std::size_t extract_candidates(const T* z, std::size_t n, T zmax, T theta, T* c) {
+  using BT = xsimd::batch<T, Arch>;
+  constexpr std::size_t WT = BT::size;
+  const BT vm(zmax), th(theta);
+  std::size_t w = 0, i = 0;
+  for (; i + WT <= n; i += WT) {
+    const BT v = BT::load_unaligned(z + i);
+    const auto mk = v - vm > th;
+    if (xsimd::all(mk)) {
+      v.store_unaligned(c + w);
+      w += WT;
+    } else if (xsimd::any(mk)) {
+      w += compress_store(v, mk, c + w);
+    }
+  }
+  for (; i < n; ++i)
+    if (z[i] - zmax > theta) c[w++] = z[i];
+  return w;
+}
+
+/// A lower bound of τ from counts, in one read of the candidates c[0, mp) in T lanes (no
+/// powers): if k elements have d = a·(z − m) ≥ t then f(τ) ≥ k (t − τ)^κ − 1 ≥ 0 for every
+/// τ ≤ t − k^{−a}. Counts z − m ≥ L_j (in T), L_j the smallest T ≥ t_j/a, at J levels t_j spaced
+/// geometrically on [−1, −n^{−a}] (the bracket of τ); returns the best bound (≥ lo).
+template <class T, class Arch>
+inline double level_lower_bound(const T* c, std::size_t mp, std::size_t n, T zmax, double a, double lo) {
+  using B = xsimd::batch<T, Arch>;
   constexpr std::size_t W = B::size;
   constexpr int J = 8;
-  double t[J], total[J];
-  B cnt[J];
+  constexpr std::size_t chunk = std::size_t(1) << 16;  // lane counts stay exact in T
+  T level[J];
+  double total[J];
   for (int j = 0; j < J; ++j) {
-    t[j] = -std::pow(static_cast<double>(n), -a * (j + 1) / J);
+    const double th = -std::pow(static_cast<double>(n), -a * (j + 1) / J) / a;
+    level[j] = static_cast<T>(th);
+    if (static_cast<double>(level[j]) < th)
+      level[j] = std::nextafter(level[j], std::numeric_limits<T>::infinity());
     total[j] = 0;
-    cnt[j] = B(0.0);
   }
-  const B va(a), one(1.0), zero(0.0);
-  for (std::size_t i = 0; i < mp; i += W) {
-    const B d = va * B::load_unaligned(c + i);
-    for (int j = 0; j < J; ++j) cnt[j] += xsimd::select(d >= B(t[j]), one, zero);
+  const B vm(zmax), one(T(1)), zero(T(0));
+  for (std::size_t i = 0; i < mp;) {
+    B cnt[J];
+    for (int j = 0; j < J; ++j) cnt[j] = zero;
+    const std::size_t end = std::min(mp, i + chunk);
+    for (; i < end; i += W) {
+      const B e = B::load_unaligned(c + i) - vm;
+      for (int j = 0; j < J; ++j) cnt[j] += xsimd::select(e >= B(level[j]), one, zero);
+    }
+    for (int j = 0; j < J; ++j) total[j] += static_cast<double>(reduce_add(cnt[j]));
   }
+  constexpr double eps = std::numeric_limits<T>::epsilon();
   for (int j = 0; j < J; ++j) {
-    total[j] = reduce_add(cnt[j]);
-    // Margin for the rounding of d here versus in the other passes.
-    if (total[j] > 0) lo = std::max(lo, t[j] - std::pow(total[j], -a) - 1e-12);
+    // A counted element has z − m ≥ L_j (1 + ε) before rounding (L_j < 0), and the double
+    // passes round d once more; the margins cover both.
+    const double t = a * static_cast<double>(level[j]) * (1 + eps);
+    if (total[j] > 0) lo = std::max(lo, t - std::pow(total[j], -a) - 1e-12);
   }
   return lo;
+}
+
+/// The threshold and the normaliser Σ (d − τ)_+^κ evaluated at it; `next` is the Newton
+/// estimate from the last sums (τ itself when the search ended otherwise).
+struct AlphaThreshold {
+  double tau;
+  double sum;
+  double next;
+};
+
+/// Newton on g(τ) = s0(τ)^a − 1 from τ ∈ [lo, hi) with a bisection safeguard, f(lo) ≥ 0 ≥ f(hi).
+/// sums(τ) gives the AlphaSums at τ; raised(lo, count) is told each new lower bound (to drop
+/// candidates). Stops when the relative step is ≤ tol, stagnates in rounding noise, or after
+/// max_iter evaluations.
+template <class Sums, class Raised>
+inline AlphaThreshold newton_alpha(double tau, double lo, double hi, double a, double tol, int max_iter,
+                                   Sums&& sums, Raised&& raised) {
+  double prev_step = std::numeric_limits<double>::infinity();
+  double next = tau;
+  AlphaSums st{};
+  for (int it = 0; it < max_iter; ++it) {
+    st = sums(tau);
+    next = tau;
+    const double f = st.s0 - 1.0;
+    if (f >= 0.0) {
+      lo = tau;
+      raised(lo, st.count);
+      if (f == 0.0) break;
+    } else {
+      hi = tau;
+    }
+    if (!(st.s1 > 0.0)) {  // no x > 0 (or all x^{κ−1} underflowed)
+      next = lo + (hi - lo) * 0.5;
+    } else {
+      // Newton on g = s0^a − 1: τ ← τ + (s0 − s0^{1−a}) / s1.
+      next = tau + (st.s0 - std::pow(st.s0, 1.0 - a)) / st.s1;
+      const double step = std::fabs(next - tau);
+      if (step <= tol * std::fabs(tau)) break;                           // converged
+      if (step <= 0x1p-48 * std::fabs(tau) && step >= prev_step) break;  // stagnated in rounding noise
+      prev_step = step;
+      if (!(next > lo && next < hi)) next = lo + (hi - lo) * 0.5;
+    }
+    if (!(next > lo && next < hi)) {  // bracket down to adjacent doubles
+      next = tau;
+      break;
+    }
+    tau = next;
+  }
+  return AlphaThreshold{tau, st.s0, next};
 }
 
 /// A T value θ ≤ m + t/a with margin: z ≤ θ guarantees a·(z − m) − t ≤ 0 in the double
@@ -267,106 +412,8 @@ inline T skip_threshold(double zmax, double a, double t) {
   return v;
 }
 
-/// Writes e_i = z_i − m (in double, row order) for every i with a·e_i > lo to c; returns how
-/// many. c must hold n + W doubles.
-template <class T, class Arch>
-inline std::size_t extract_candidates(const T* z, std::size_t n, double zmax, double a, double lo,
-                                      double* c) {
-  using B = xsimd::batch<double, Arch>;
-  constexpr std::size_t W = B::size;
-  const B vm(zmax), va(a), vlo(lo), zero(0.0);
-  using BT = xsimd::batch<T, Arch>;
-  constexpr std::size_t WT = BT::size;  // a multiple of W
-  const BT skip(skip_threshold<T>(zmax, a, lo));
-  std::size_t w = 0, i = 0;
-  auto block = [&](const T* src) {
-    const B e = load_widened<Arch>(src) - vm;
-    const auto mk = alpha_x(va, e, vlo) > zero;
-    if (xsimd::all(mk)) {
-      e.store_unaligned(c + w);
-      w += W;
-    } else if (xsimd::any(mk)) {
-      w += compress_store(e, mk, c + w);
-    }
-  };
-  for (; i + WT <= n; i += WT) {
-    if (!xsimd::any(BT::load_unaligned(z + i) > skip)) continue;  // NaN-free: max was finite
-    for (std::size_t j = 0; j < WT; j += W) block(z + i + j);
-  }
-  for (; i + W <= n; i += W) block(z + i);
-  if (i < n) {
-    T tz[W];
-    for (std::size_t j = 0; j < W; ++j) tz[j] = j < n - i ? z[i + j] : -std::numeric_limits<T>::infinity();
-    block(tz);
-  }
-  return w;
-}
-
-/// Keeps the c_i with a·c_i > lo of c[0, mp) (mp padded to a multiple of W), in order; returns
-/// how many.
-template <class Arch>
-inline std::size_t compact_candidates(double* c, std::size_t mp, double a, double lo) {
-  using B = xsimd::batch<double, Arch>;
-  constexpr std::size_t W = B::size;
-  const B va(a), vlo(lo), zero(0.0);
-  std::size_t w = 0;
-  for (std::size_t i = 0; i < mp; i += W) {
-    const B e = B::load_unaligned(c + i);
-    w += compress_store(e, alpha_x(va, e, vlo) > zero, c + w);
-  }
-  return w;
-}
-
-/// The threshold and the normaliser Σ (d − τ)_+^κ evaluated at it.
-struct AlphaThreshold {
-  double tau;
-  double sum;
-};
-
-/// Solves for τ on the candidates c[0, m) (m ≥ 1, at least one candidate > lo, f(lo) ≥ 0,
-/// f(hi) ≤ 0). `tol` is the relative step size at which the iteration has converged.
-template <class Pow, class Arch>
-inline AlphaThreshold solve_alpha_threshold(double* c, std::size_t m, double a, double lo, double hi,
-                                            double tol, const Pow& pw) {
-  using B = xsimd::batch<double, Arch>;
-  constexpr std::size_t W = B::size;
-  std::size_t mp = pad_candidates<W>(c, m);
-  double tau = lo;
-  double prev_step = std::numeric_limits<double>::infinity();
-  AlphaSums st{};
-  for (int it = 0; it < 200; ++it) {
-    st = alpha_sums<Pow, Arch>(c, mp, a, tau, pw);
-    const double f = st.s0 - 1.0;
-    if (f >= 0.0) {
-      lo = tau;
-      if (st.count * 4 < m * 3 && m > 4 * W) {  // drop what can no longer be in the support
-        m = compact_candidates<Arch>(c, mp, a, lo);
-        mp = pad_candidates<W>(c, m);
-      }
-      if (f == 0.0) break;
-    } else {
-      hi = tau;
-    }
-    double next;
-    if (st.count == 0 || !(st.s1 > 0.0)) {
-      next = lo + (hi - lo) * 0.5;
-    } else {
-      // Newton on g = s0^a − 1: τ ← τ + (s0 − s0^{1−a}) / s1.
-      next = tau + (st.s0 - std::pow(st.s0, 1.0 - a)) / st.s1;
-      const double step = std::fabs(next - tau);
-      if (step <= tol * std::fabs(tau)) break;                           // converged
-      if (step <= 0x1p-48 * std::fabs(tau) && step >= prev_step) break;  // stagnated in rounding noise
-      prev_step = step;
-      if (!(next > lo && next < hi)) next = lo + (hi - lo) * 0.5;
-    }
-    if (!(next > lo && next < hi)) break;  // bracket down to adjacent doubles
-    tau = next;
-  }
-  return AlphaThreshold{tau, st.s0};
-}
-
 /// p_i = (d_i − τ)_+^κ / sum for the whole row, d_i = a (z_i − m) computed exactly as in
-/// extract_candidates. Returns the number of non-zero outputs. z and p may alias.
+/// alpha_sums. Returns the number of non-zero outputs. z and p may alias.
 template <class T, class Pow, class Arch>
 inline std::size_t write_alpha_output(const T* z, T* p, std::size_t n, double zmax, double a, double tau,
                                       double sum, const Pow& pw) {
@@ -412,22 +459,48 @@ inline std::size_t write_alpha_output(const T* z, T* p, std::size_t n, double zm
 template <class T, class Pow, class Arch>
 inline double entmax_alpha_row(const T* z, T* p, std::size_t n, T zmax, double a, const Pow& pw,
                                std::size_t& support) {
-  using B = xsimd::batch<double, Arch>;
-  constexpr std::size_t W = B::size;
+  constexpr std::size_t WT = xsimd::batch<T, Arch>::size;
   const double m = static_cast<double>(zmax);
   const double hi = 0.0;  // f(0) = −1 < 0; the root lies in [−1, −n^{−a}]
   double lo = -1.0;
-  double* c = scratch<double>(n + 2 * W);
-  std::size_t cnt = extract_candidates<T, Arch>(z, n, m, a, lo, c);
+  T* c = scratch<T>(n + 3 * WT);
+  std::size_t cnt = extract_candidates<T, Arch>(z, n, zmax, candidate_threshold<T>(a, lo), c);
+  std::size_t mp = pad_candidates<2 * WT>(c, cnt);
   if (cnt > 64 && cnt * 8 > n) {  // −1 filtered little: tighten the bound by counting levels
-    const std::size_t mp = pad_candidates<W>(c, cnt);
-    lo = level_lower_bound<Arch>(c, mp, n, a, lo);
-    cnt = compact_candidates<Arch>(c, mp, a, lo);
+    lo = level_lower_bound<T, Arch>(c, mp, n, zmax, a, lo);
+    cnt = extract_candidates<T, Arch>(c, mp, zmax, candidate_threshold<T>(a, lo), c);
+    mp = pad_candidates<2 * WT>(c, cnt);
   }
   // Convergence: Newton's step at τ estimates the error of τ. For float rows a relative error
   // of 2^-30/κ moves p by less than ε_float/8; double rows iterate down to rounding noise.
   const double tol = std::is_same_v<T, float> ? 0x1p-30 / std::max(1.0, 1.0 / a) : 0x1p-52;
-  const AlphaThreshold th = solve_alpha_threshold<Pow, Arch>(c, cnt, a, lo, hi, tol, pw);
+  auto solve = [&](auto compensated, double start) {
+    return newton_alpha(
+        start, lo, hi, a, tol, 200,
+        [&](double t) { return alpha_sums<T, decltype(compensated)::value, Pow, Arch>(c, mp, m, a, t, pw); },
+        [&](double raised_lo, std::size_t count) {
+          if (count * 4 < cnt * 3 && cnt > 4 * WT) {  // drop what can no longer be in the support
+            cnt = extract_candidates<T, Arch>(c, mp, zmax, candidate_threshold<T>(a, raised_lo), c);
+            mp = pad_candidates<2 * WT>(c, cnt);
+          }
+        });
+  };
+  // Float rows with α ≤ 2 search in float lanes first; only the end point is used, as the start
+  // of the double iteration, just below it so that the first double step usually certifies a
+  // lower bound. For α > 2, p at the support boundary is ill-conditioned, and the order-free
+  // path (compensated sums from the level bound) keeps permuted rows equal.
+  const bool float_search = std::is_same_v<T, float> && a <= 1.0;
+  double start = lo;
+  if constexpr (std::is_same_v<T, float>) {
+    if (float_search) {
+      const AlphaThreshold guess = newton_alpha(
+          lo, lo, hi, a, 0x1p-18, 16,
+          [&](double t) { return alpha_sums_float<Pow, Arch>(c, mp, zmax, a, t, pw); },
+          [](double, std::size_t) {});
+      start = std::max(lo, guess.next - 0x1p-18 * std::fabs(guess.next));
+    }
+  }
+  const AlphaThreshold th = float_search ? solve(std::false_type{}, start) : solve(std::true_type{}, start);
   support = write_alpha_output<T, Pow, Arch>(z, p, n, m, a, th.tau, th.sum, pw);
   return th.tau;
 }

@@ -174,12 +174,33 @@ struct AlphaPower {
     (*this)(x, y, y1);
     return y;
   }
+  /// y = x^κ, y1 = x^{κ−1} and y2 = x^{κ−2} (y2 unused when κ = 1), for Halley steps.
+  template <class V>
+  void with_second(const xsimd::batch<V, Arch>& x, xsimd::batch<V, Arch>& y, xsimd::batch<V, Arch>& y1,
+                   xsimd::batch<V, Arch>& y2) const {
+    using B = xsimd::batch<V, Arch>;
+    if constexpr (K == AlphaPowerKind::integer) {
+      y2 = ik > 2 ? x : B(V(1));
+      for (int j = 3; j < ik; ++j) y2 *= x;
+      y1 = y2 * x;
+      y = y1 * x;
+    } else if constexpr (K == AlphaPowerKind::one) {
+      y = x;
+      y1 = B(V(1));
+      y2 = B(V(0));
+    } else {
+      (*this)(x, y, y1);
+      y2 = y1 / x;
+    }
+  }
 };
 
-/// Σ x^κ, Σ x^{κ−1} and the count of x = a·(c_i − m) − τ > 0 over the candidates.
+/// Σ x^κ, Σ x^{κ−1}, the count of x = a·(c_i − m) − τ > 0 over the candidates and, for Halley
+/// steps, Σ x^{κ−2} (else 0).
 struct AlphaSums {
   double s0, s1;
   std::size_t count;
+  double s2;
 };
 
 /// acc += y on the lanes of mk (one merge-masked add where the arch has them).
@@ -231,13 +252,13 @@ inline AlphaSums alpha_sums(const T* c, std::size_t mp, double zmax, double alph
   } else {
     s0 = reduce_add(a0 + a1);
   }
-  return AlphaSums{s0, reduce_add(b0 + b1), static_cast<std::size_t>(reduce_add(n0 + n1))};
+  return AlphaSums{s0, reduce_add(b0 + b1), static_cast<std::size_t>(reduce_add(n0 + n1)), 0.0};
 }
 
-/// Σ x^κ and Σ x^{κ−1} (count not computed) in float lanes (e = c − m and x in float), for the
-/// search phase of float rows: about 1e-6 relative, twice the lanes of double and cheaper
-/// powers. Partial sums are taken over short chunks and added in double, so the error does not
-/// grow with the row length.
+/// Σ x^κ, Σ x^{κ−1} and Σ x^{κ−2} (count not computed) in float lanes (e = c − m and x in
+/// float), for the search phase of float rows: about 1e-6 relative, twice the lanes of double
+/// and cheaper powers. Partial sums are taken over short chunks and added in double, so the
+/// error does not grow with the row length.
 template <class Pow, class Arch>
 inline AlphaSums alpha_sums_float(const float* c, std::size_t mp, float zmax, double alpha_a, double tau,
                                   const Pow& pw) {
@@ -245,29 +266,29 @@ inline AlphaSums alpha_sums_float(const float* c, std::size_t mp, float zmax, do
   constexpr std::size_t W = B::size;
   constexpr std::size_t chunk = 8 * W;
   const B vm(zmax), t(static_cast<float>(tau)), va(static_cast<float>(alpha_a)), zero(0.0f);
-  double s0 = 0, s1 = 0;
-  B acc[2][2];
-  auto add = [&](const B& x, B* sums) {
+  double s0 = 0, s1 = 0, s2 = 0;
+  auto add = [&](const B& x, B& sum0, B& sum1, B& sum2) {
     const auto mk = x > zero;
     if (xsimd::any(mk)) {
-      B y, y1;
-      pw(x, y, y1);
-      masked_add(sums[0], mk, y);
-      masked_add(sums[1], mk, y1);
+      B y, y1, y2;
+      pw.with_second(x, y, y1, y2);
+      masked_add(sum0, mk, y);
+      masked_add(sum1, mk, y1);
+      masked_add(sum2, mk, y2);
     }
   };
   for (std::size_t i = 0; i < mp; i += chunk) {  // mp is a multiple of 2W
-    for (auto& set : acc)
-      for (auto& v : set) v = zero;
+    B a0 = zero, a1 = zero, b0 = zero, b1 = zero, d0 = zero, d1 = zero;
     const std::size_t end = std::min(mp, i + chunk);
     for (std::size_t j = i; j < end; j += 2 * W) {
-      add(alpha_x(va, B::load_unaligned(c + j) - vm, t), acc[0]);
-      add(alpha_x(va, B::load_unaligned(c + j + W) - vm, t), acc[1]);
+      add(alpha_x(va, B::load_unaligned(c + j) - vm, t), a0, b0, d0);
+      add(alpha_x(va, B::load_unaligned(c + j + W) - vm, t), a1, b1, d1);
     }
-    s0 += reduce_add(acc[0][0] + acc[1][0]);
-    s1 += reduce_add(acc[0][1] + acc[1][1]);
+    s0 += reduce_add(a0 + a1);
+    s1 += reduce_add(b0 + b1);
+    s2 += reduce_add(d0 + d1);
   }
-  return AlphaSums{s0, s1, 0};
+  return AlphaSums{s0, s1, 0, s2};
 }
 
 /// Pads c[m, ...) with −inf up to a multiple of W; returns the padded length.
@@ -312,43 +333,71 @@ inline std::size_t extract_candidates(const T* z, std::size_t n, T zmax, T theta
   return w;
 }
 
-/// A lower bound of τ from counts, in one read of the candidates c[0, mp) in T lanes (no
-/// powers): if k elements have d = a·(z − m) ≥ t then f(τ) ≥ k (t − τ)^κ − 1 ≥ 0 for every
-/// τ ≤ t − k^{−a}. Counts z − m ≥ L_j (in T), L_j the smallest T ≥ t_j/a, at J levels t_j spaced
-/// geometrically on [−1, −n^{−a}] (the bracket of τ); returns the best bound (≥ lo).
+/// total[j] = #{i : c_i − m ≥ level[j]} for j < K, over every `stride`-th batch of c[0, mp).
+template <std::size_t K, class T, class Arch>
+inline void count_levels(const T* c, std::size_t mp, std::size_t stride, T zmax, const T* level,
+                         double* total) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  constexpr std::size_t chunk = std::size_t(1) << 16;  // lane counts stay exact in T
+  const B vm(zmax), one(T(1));
+  B lv[K];
+  for (std::size_t j = 0; j < K; ++j) lv[j] = B(level[j]), total[j] = 0;
+  for (std::size_t i = 0; i < mp;) {
+    B cnt[K];
+    for (std::size_t j = 0; j < K; ++j) cnt[j] = B(T(0));
+    const std::size_t end = std::min(mp, i + chunk);
+    for (; i < end; i += stride * W) {
+      const B e = B::load_unaligned(c + i) - vm;
+      for (std::size_t j = 0; j < K; ++j) masked_add(cnt[j], e >= lv[j], one);
+    }
+    for (std::size_t j = 0; j < K; ++j) total[j] += static_cast<double>(reduce_add(cnt[j]));
+  }
+}
+
+/// A lower bound of τ from counts in T lanes (no powers): if k elements have d = a·(z − m) ≥ t
+/// then f(τ) ≥ k (t − τ)^κ − 1 ≥ 0 for every τ ≤ t − k^{−a}. Counts z − m ≥ L_j (in T), L_j the
+/// smallest T ≥ t_j/a, at J levels t_j spaced geometrically on [−1, −n^{−a}] (the bracket of
+/// τ); returns the best bound (≥ lo). With `sampled` and many candidates, the counts at all
+/// levels on every 8th batch only pick the promising levels and the full count runs at those
+/// three: cheaper, but the bound then depends on the order of the candidates.
 template <class T, class Arch>
-inline double level_lower_bound(const T* c, std::size_t mp, std::size_t n, T zmax, double a, double lo) {
+inline double level_lower_bound(const T* c, std::size_t mp, std::size_t n, T zmax, double a, double lo,
+                                bool sampled) {
   using B = xsimd::batch<T, Arch>;
   constexpr std::size_t W = B::size;
   constexpr int J = 8;
-  constexpr std::size_t chunk = std::size_t(1) << 16;  // lane counts stay exact in T
   T level[J];
-  double total[J];
+  double t[J];
+  constexpr double eps = std::numeric_limits<T>::epsilon();
   for (int j = 0; j < J; ++j) {
     const double th = -std::pow(static_cast<double>(n), -a * (j + 1) / J) / a;
     level[j] = static_cast<T>(th);
     if (static_cast<double>(level[j]) < th)
       level[j] = std::nextafter(level[j], std::numeric_limits<T>::infinity());
-    total[j] = 0;
-  }
-  const B vm(zmax), one(T(1)), zero(T(0));
-  for (std::size_t i = 0; i < mp;) {
-    B cnt[J];
-    for (int j = 0; j < J; ++j) cnt[j] = zero;
-    const std::size_t end = std::min(mp, i + chunk);
-    for (; i < end; i += W) {
-      const B e = B::load_unaligned(c + i) - vm;
-      for (int j = 0; j < J; ++j) cnt[j] += xsimd::select(e >= B(level[j]), one, zero);
-    }
-    for (int j = 0; j < J; ++j) total[j] += static_cast<double>(reduce_add(cnt[j]));
-  }
-  constexpr double eps = std::numeric_limits<T>::epsilon();
-  for (int j = 0; j < J; ++j) {
     // A counted element has z − m ≥ L_j (1 + ε) before rounding (L_j < 0), and the double
-    // passes round d once more; the margins cover both.
-    const double t = a * static_cast<double>(level[j]) * (1 + eps);
-    if (total[j] > 0) lo = std::max(lo, t - std::pow(total[j], -a) - 1e-12);
+    // passes round d once more; this and the margin below cover both.
+    t[j] = a * static_cast<double>(level[j]) * (1 + eps);
   }
+  double total[J];
+  if (!sampled || mp < 64 * W) {
+    count_levels<J, T, Arch>(c, mp, 1, zmax, level, total);
+    for (int j = 0; j < J; ++j)
+      if (total[j] > 0) lo = std::max(lo, t[j] - std::pow(total[j], -a) - 1e-12);
+    return lo;
+  }
+  constexpr std::size_t sample = 8;
+  count_levels<J, T, Arch>(c, mp, sample, zmax, level, total);
+  int best = 0;
+  double best_bound = -std::numeric_limits<double>::infinity();
+  for (int j = 0; j < J; ++j) {  // a level with few sampled elements gives no estimate
+    const double estimate = t[j] - std::pow(static_cast<double>(sample) * total[j], -a);
+    if (total[j] >= 8 && estimate > best_bound) best = j, best_bound = estimate;
+  }
+  const int j0 = std::min(std::max(0, best - 1), J - 3);
+  count_levels<3, T, Arch>(c, mp, 1, zmax, level + j0, total);
+  for (int j = 0; j < 3; ++j)
+    if (total[j] > 0) lo = std::max(lo, t[j0 + j] - std::pow(total[j], -a) - 1e-12);
   return lo;
 }
 
@@ -360,11 +409,12 @@ struct AlphaThreshold {
   double next;
 };
 
-/// Newton on g(τ) = s0(τ)^a − 1 from τ ∈ [lo, hi) with a bisection safeguard, f(lo) ≥ 0 ≥ f(hi).
+/// Newton (Halley when the sums carry s2) on g(τ) = s0(τ)^a − 1 from τ ∈ [lo, hi) with a
+/// bisection safeguard, f(lo) ≥ 0 ≥ f(hi).
 /// sums(τ) gives the AlphaSums at τ; raised(lo, count) is told each new lower bound (to drop
 /// candidates). Stops when the relative step is ≤ tol, stagnates in rounding noise, or after
 /// max_iter evaluations.
-template <class Sums, class Raised>
+template <bool Halley, class Sums, class Raised>
 inline AlphaThreshold newton_alpha(double tau, double lo, double hi, double a, double tol, int max_iter,
                                    Sums&& sums, Raised&& raised) {
   double prev_step = std::numeric_limits<double>::infinity();
@@ -386,6 +436,16 @@ inline AlphaThreshold newton_alpha(double tau, double lo, double hi, double a, d
     } else {
       // Newton on g = s0^a − 1: τ ← τ + (s0 − s0^{1−a}) / s1.
       next = tau + (st.s0 - std::pow(st.s0, 1.0 - a)) / st.s1;
+      if constexpr (Halley) {
+        // g' = −s0^{a−1} s1, g'' = (a−1)κ s0^{a−2} s1² + (κ−1) s0^{a−1} s2 (κ = 1/a);
+        // τ ← τ − 2 g g' / (2 g'² − g g'') where the denominator is positive.
+        const double sa = std::pow(st.s0, a), kappa = 1.0 / a;
+        const double g = sa - 1.0, g1 = -sa / st.s0 * st.s1;
+        const double g2 =
+            (a - 1.0) * kappa * sa / (st.s0 * st.s0) * st.s1 * st.s1 + (kappa - 1.0) * sa / st.s0 * st.s2;
+        const double den = 2.0 * g1 * g1 - g * g2;
+        if (den > 0.0) next = tau - 2.0 * g * g1 / den;
+      }
       const double step = std::fabs(next - tau);
       if (step <= tol * std::fabs(tau)) break;                           // converged
       if (step <= 0x1p-48 * std::fabs(tau) && step >= prev_step) break;  // stagnated in rounding noise
@@ -462,12 +522,17 @@ inline double entmax_alpha_row(const T* z, T* p, std::size_t n, T zmax, double a
   constexpr std::size_t WT = xsimd::batch<T, Arch>::size;
   const double m = static_cast<double>(zmax);
   const double hi = 0.0;  // f(0) = −1 < 0; the root lies in [−1, −n^{−a}]
+  // Float rows with α ≤ 2 take cheaper steps that depend on the order of the scores (sampled
+  // levels, a float-lane search, plain double sums), harmless at their tolerance. Double rows,
+  // and α > 2 where p at the support boundary is ill-conditioned, keep every step order-free,
+  // so that a permuted row gives the same τ.
+  const bool float_search = std::is_same_v<T, float> && a <= 1.0;
   double lo = -1.0;
   T* c = scratch<T>(n + 3 * WT);
   std::size_t cnt = extract_candidates<T, Arch>(z, n, zmax, candidate_threshold<T>(a, lo), c);
   std::size_t mp = pad_candidates<2 * WT>(c, cnt);
   if (cnt > 64 && cnt * 8 > n) {  // −1 filtered little: tighten the bound by counting levels
-    lo = level_lower_bound<T, Arch>(c, mp, n, zmax, a, lo);
+    lo = level_lower_bound<T, Arch>(c, mp, n, zmax, a, lo, float_search);
     cnt = extract_candidates<T, Arch>(c, mp, zmax, candidate_threshold<T>(a, lo), c);
     mp = pad_candidates<2 * WT>(c, cnt);
   }
@@ -475,7 +540,7 @@ inline double entmax_alpha_row(const T* z, T* p, std::size_t n, T zmax, double a
   // of 2^-30/κ moves p by less than ε_float/8; double rows iterate down to rounding noise.
   const double tol = std::is_same_v<T, float> ? 0x1p-30 / std::max(1.0, 1.0 / a) : 0x1p-52;
   auto solve = [&](auto compensated, double start) {
-    return newton_alpha(
+    return newton_alpha<false>(
         start, lo, hi, a, tol, 200,
         [&](double t) { return alpha_sums<T, decltype(compensated)::value, Pow, Arch>(c, mp, m, a, t, pw); },
         [&](double raised_lo, std::size_t count) {
@@ -485,15 +550,12 @@ inline double entmax_alpha_row(const T* z, T* p, std::size_t n, T zmax, double a
           }
         });
   };
-  // Float rows with α ≤ 2 search in float lanes first; only the end point is used, as the start
-  // of the double iteration, just below it so that the first double step usually certifies a
-  // lower bound. For α > 2, p at the support boundary is ill-conditioned, and the order-free
-  // path (compensated sums from the level bound) keeps permuted rows equal.
-  const bool float_search = std::is_same_v<T, float> && a <= 1.0;
+  // The float-lane search: only its end point is used, as the start of the double iteration,
+  // just below it so that the first double step usually certifies a lower bound.
   double start = lo;
   if constexpr (std::is_same_v<T, float>) {
     if (float_search) {
-      const AlphaThreshold guess = newton_alpha(
+      const AlphaThreshold guess = newton_alpha<true>(
           lo, lo, hi, a, 0x1p-18, 16,
           [&](double t) { return alpha_sums_float<Pow, Arch>(c, mp, zmax, a, t, pw); },
           [](double, std::size_t) {});

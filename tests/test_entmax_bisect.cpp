@@ -135,8 +135,9 @@ TEMPLATE_TEST_CASE("entmax_bisect at large n", "[entmax_bisect][large]", float, 
 }
 
 // The float-lane search of float rows and the counting levels only choose where the double
-// iteration starts and which candidates it sees: rows around the SIMD widths, dense and sparse,
-// α near 1 and large, ties and −inf entries must still match the reference.
+// iteration starts and which candidates it sees, and the output pass lists moderately sparse
+// supports first: rows around the SIMD widths, dense and sparse, α near 1 and large, ties and
+// −inf entries must still match the reference, in place too.
 TEMPLATE_TEST_CASE("entmax_bisect search phases: SIMD widths, dense and sparse rows, ties, -inf",
                    "[entmax_bisect]", float, double) {
   using T = TestType;
@@ -147,6 +148,10 @@ TEMPLATE_TEST_CASE("entmax_bisect search phases: SIMD widths, dense and sparse r
       for (double scale : {0.01, 0.25, 1.0, 4.0}) {
         const std::vector<T> z = gaussian<T>(n, scale, ++seed);
         check_alpha_forward<T>(z, alpha, "gauss" + std::to_string(scale));
+        std::vector<T> p(n), q(z);  // in place (the listing output pass copies before zeroing)
+        entmax::entmax_bisect(z.data(), p.data(), n, T(alpha));
+        entmax::entmax_bisect(q.data(), q.data(), n, T(alpha));
+        CHECK(std::memcmp(p.data(), q.data(), n * sizeof(T)) == 0);
         std::vector<T> tied(z);  // a coarse grid: many ties, also at the top
         for (auto& v : tied) v = static_cast<T>(std::round(static_cast<double>(v) * 4 / scale) * scale / 4);
         check_alpha_forward<T>(tied, alpha, "tied" + std::to_string(scale));

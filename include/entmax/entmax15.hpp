@@ -21,31 +21,30 @@
 namespace entmax {
 
 namespace detail {
-// p = max((z − m)·½ − τ, 0)², as a batch map and a scalar map; from_x takes x = (z − m)·½.
+// p = max(((z − m)·½ − τ) − τ_lo, 0)², as a batch map and a scalar map; from_x takes x = (z − m)·½.
 template <class T, class Arch>
 struct Entmax15Map {
   using B = xsimd::batch<T, Arch>;
-  T m, tau;
-  B mb, tb;
-  Entmax15Map(T m_, T tau_) : m(m_), tau(tau_), mb(m_), tb(tau_) {}
+  T m, tau, tau_lo;
+  B mb, tb, lb;
+  explicit Entmax15Map(const RowStats<T>& s)
+      : m(s.max), tau(s.tau), tau_lo(s.tau_lo), mb(s.max), tb(s.tau), lb(s.tau_lo) {}
   B operator()(const B& z) const { return from_x((z - mb) * B(T(0.5))); }
   T operator()(T z) const { return from_x((z - m) * T(0.5)); }
   B from_x(const B& x) const {
-    const B d = xsimd::max(x - tb, B(T(0)));
+    const B d = xsimd::max((x - tb) - lb, B(T(0)));
     return d * d;
   }
   T from_x(T x) const {
-    T d = x - tau;
+    T d = (x - tau) - tau_lo;
     d = d > T(0) ? d : T(0);
     return d * d;
   }
 };
 
 // With d the exact values, τ off by δ (≤ 1 ulp) moves Σp by 2δ·Σd ≤ 2δ·√support (Σd² = 1);
-// the output roundings add ≤ 1.5ε. When the first could exceed 2ε (float) / 12ε (double), Σp
-// is taken over the non-zero outputs (detail::sum_outputs) and p renormalised if it is more
-// than 2ε / 4ε off. Everything depends on (z, m, τ, support) only, so from_stats reproduces it
-// bitwise.
+// the output roundings add ≤ 1.5ε. When the first could exceed 2ε (float) / 12ε (double), the
+// forward carries the rest of τ in tau_lo: Σ_S (x − τ)² − 1 = 2·tau_lo·Σ_S (x − τ) to first order.
 template <class T>
 inline bool entmax15_sum_at_risk(T tau, std::size_t support) {
   constexpr double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
@@ -62,11 +61,10 @@ inline bool entmax15_sum_at_risk(T tau, std::size_t support) {
 /// @return   RowStats: max m, tau (shifted coordinates, in [−1, −1/√n]), support = non-zeros.
 /// Numerics: exact threshold (Newton from the left on the candidates above −1, closed-form
 /// finish certified on the support, sums in double-double, τ rounded to nearest T; on deep
-/// supports Σp is taken over the support and p renormalised in the output pass if it is off by
-/// more than 2ε (float) / 4ε (double), see detail::entmax15_sum_at_risk). −inf scores give
-/// exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses
-/// thread-local scratch: about 2n elements of T plus 8 KiB (detail::collect_scratch_size) and
-/// n/batch indices.
+/// supports the rest of τ is carried in stats.tau_lo so that neither Σp nor any p_i carries the
+/// rounding of τ, see detail::entmax15_sum_at_risk). −inf scores give exactly 0; all −inf gives
+/// zeros (support 0); NaN or +inf gives a NaN row. Uses thread-local scratch: about 2n elements
+/// of T plus 8 KiB (detail::collect_scratch_size) and n/batch indices.
 template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15: T must be float or double");
@@ -86,26 +84,33 @@ inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
   const double tau0 = (static_cast<double>(theta) - static_cast<double>(scan.max)) * 0.5 - 1e-12;
   double floor = -1.0;
   const double tau_d = detail::entmax15_threshold<T, Arch>(buf, k, floor, tau0);
-  const T tau = detail::entmax15_tied_top(buf, k, detail::threshold_to<T>(tau_d, floor), floor);
+  const bool tied = detail::all_zero(buf, k);  // a support of ties at the max: τ picked by its square
   stats.max = scan.max;
-  stats.tau = tau;
-  stats.support = detail::count_above(buf, k, tau);
-  const detail::Entmax15Map<T, Arch> map(scan.max, tau);
-  detail::write_exact_output<T, Arch>(z, p, n, map, detail::entmax15_sum_at_risk(tau, stats.support), buf, k,
-                                      hits, nhits);
+  stats.tau = tied ? detail::entmax15_tied_top(k, detail::threshold_to<T>(tau_d, floor), floor)
+                   : detail::threshold_to<T>(tau_d, floor);
+  stats.support = detail::count_above(buf, k, stats.tau);
+  if (!tied && detail::entmax15_sum_at_risk(stats.tau, stats.support)) {
+    const detail::SupportSums s = detail::support_sums<T, Arch>(buf, k, stats.tau);
+    stats.tau_lo =
+        detail::bounded_tau_lo((s.sd2 - 1.0) / (2.0 * s.sd), stats.tau, (theta - scan.max) * T(0.5));
+  }
+  // With tau_lo ≠ 0 the support is counted on the output: a score at tau itself may now be in it.
+  const bool recount = stats.tau_lo != T(0);
+  const std::size_t nonzero =
+      detail::write_exact_output<T, Arch>(z, p, n, detail::Entmax15Map<T, Arch>(stats), hits, nhits, recount);
+  if (recount) stats.support = nonzero;
   detail::debug_check_row("entmax::entmax15", p, n, stats, 1.5);
   return stats;
 }
 
 /// Rebuilds entmax15's output from its RowStats, bitwise equal to entmax15(): p_i =
-/// max((z_i − max)/2 − tau, 0)², renormalised exactly as entmax15() does. p may alias z. support 0 gives
-/// zeros (NaN if max is NaN).
+/// max(((z_i − max)/2 − tau) − tau_lo, 0)². p may alias z. support 0 gives zeros (NaN if max is
+/// NaN).
 template <class T, class Arch = xsimd::default_arch>
 inline void entmax15_from_stats(const T* z, const RowStats<T>& stats, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::entmax15_from_stats: T must be float or double");
   if (detail::special_from_stats<T, Arch>(stats, p, n)) return;
-  detail::write_output_from_stats<T, Arch>(z, p, n, detail::Entmax15Map<T, Arch>(stats.max, stats.tau),
-                                           detail::entmax15_sum_at_risk(stats.tau, stats.support));
+  detail::write_output<T, Arch>(z, p, n, detail::Entmax15Map<T, Arch>(stats));
 }
 
 /// Vector-Jacobian product of 1.5-entmax: u = √p, dz = u ⊙ dp − (⟨u, dp⟩/Σu)·u; dz = 0 where

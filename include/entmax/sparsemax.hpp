@@ -21,29 +21,26 @@
 namespace entmax {
 
 namespace detail {
-// p = max((z − m) − τ, 0), as a batch map and a scalar map; from_x takes x = z − m.
+// p = max(((z − m) − τ) − τ_lo, 0), as a batch map and a scalar map; from_x takes x = z − m.
 template <class T, class Arch>
 struct SparsemaxMap {
   using B = xsimd::batch<T, Arch>;
-  T m, tau;
-  B mb, tb;
-  SparsemaxMap(T m_, T tau_) : m(m_), tau(tau_), mb(m_), tb(tau_) {}
-  B operator()(const B& z) const { return xsimd::max((z - mb) - tb, B(T(0))); }
-  T operator()(T z) const {
-    const T d = (z - m) - tau;
-    return d > T(0) ? d : T(0);
-  }
-  B from_x(const B& x) const { return xsimd::max(x - tb, B(T(0))); }
+  T m, tau, tau_lo;
+  B mb, tb, lb;
+  explicit SparsemaxMap(const RowStats<T>& s)
+      : m(s.max), tau(s.tau), tau_lo(s.tau_lo), mb(s.max), tb(s.tau), lb(s.tau_lo) {}
+  B operator()(const B& z) const { return from_x(z - mb); }
+  T operator()(T z) const { return from_x(z - m); }
+  B from_x(const B& x) const { return xsimd::max((x - tb) - lb, B(T(0))); }
   T from_x(T x) const {
-    const T d = x - tau;
+    const T d = (x - tau) - tau_lo;
     return d > T(0) ? d : T(0);
   }
 };
 
-// Σp − 1 = support·(τ* − τ) up to the output roundings (≤ ε/2), so τ rounded to T (≤ 1 ulp
-// away) can leave Σp support·ulp(τ) off. When that could exceed 3ε (float) / 12ε (double), Σp
-// is taken over the non-zero outputs (detail::sum_outputs) and p renormalised if it is more than
-// 2ε / 4ε off. Everything depends on (z, m, τ, support) only, so from_stats reproduces it bitwise.
+// Σp − 1 = support·(τ* − τ) up to the output roundings (≤ ε/2), so τ rounded to T (≤ ½ ulp
+// away) can leave Σp support·ulp(τ)/2 off. When that could exceed 1.5ε (float) / 6ε (double),
+// the forward carries the rest of τ in tau_lo: Σ_S (x − τ) − 1 = support·tau_lo.
 template <class T>
 inline bool sparsemax_sum_at_risk(T tau, std::size_t support) {
   constexpr double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
@@ -58,9 +55,9 @@ inline bool sparsemax_sum_at_risk(T tau, std::size_t support) {
 /// @param p  n outputs; may alias z (in-place).
 /// @return   RowStats: max m, tau (shifted coordinates, in [−1, −1/n]), support = non-zeros.
 /// Numerics: exact threshold (Michelot on the candidates above −1, sums in double-double, τ rounded to
-/// nearest T; when support·|τ| is large, Σp is taken over the support and p renormalised in the
-/// output pass if it is off by more than 2ε (float) / 4ε (double), see detail::sparsemax_sum_at_risk). −inf
-/// scores give exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses thread-local
+/// nearest T; when support·|τ| is large, the rest of τ is carried in stats.tau_lo so that neither Σp
+/// nor any p_i carries the rounding of τ, see detail::sparsemax_sum_at_risk). −inf scores give
+/// exactly 0; all −inf gives zeros (support 0); NaN or +inf gives a NaN row. Uses thread-local
 /// scratch: about 2n elements of T plus 8 KiB (detail::collect_scratch_size) and n/batch indices.
 template <class T, class Arch = xsimd::default_arch>
 inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
@@ -79,26 +76,30 @@ inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
   detail::shift_scale<T, Arch>(buf, k, scan.max, T(1));
   double floor = -1.0;
   const double tau_d = detail::sparsemax_threshold<T, Arch>(buf, k, floor);
-  const T tau = detail::threshold_to<T>(tau_d, floor);
   stats.max = scan.max;
-  stats.tau = tau;
-  stats.support = detail::count_above(buf, k, tau);
-  const detail::SparsemaxMap<T, Arch> map(scan.max, tau);
-  detail::write_exact_output<T, Arch>(z, p, n, map, detail::sparsemax_sum_at_risk(tau, stats.support), buf, k,
-                                      hits, nhits);
+  stats.tau = detail::threshold_to<T>(tau_d, floor);
+  stats.support = detail::count_above(buf, k, stats.tau);
+  if (detail::sparsemax_sum_at_risk(stats.tau, stats.support)) {
+    const detail::SupportSums s = detail::support_sums<T, Arch>(buf, k, stats.tau);
+    stats.tau_lo = detail::bounded_tau_lo((s.sd - 1.0) / s.k, stats.tau, theta - scan.max);
+  }
+  // With tau_lo ≠ 0 the support is counted on the output: a score at tau itself may now be in it.
+  const bool recount = stats.tau_lo != T(0);
+  const std::size_t nonzero = detail::write_exact_output<T, Arch>(
+      z, p, n, detail::SparsemaxMap<T, Arch>(stats), hits, nhits, recount);
+  if (recount) stats.support = nonzero;
   detail::debug_check_row("entmax::sparsemax", p, n, stats, 2.0);
   return stats;
 }
 
 /// Rebuilds sparsemax's output from its RowStats, bitwise equal to sparsemax(): p_i =
-/// max((z_i − max) − tau, 0), renormalised exactly as sparsemax() does. p may alias z. support 0 gives zeros
-/// (NaN if stats.max is NaN).
+/// max(((z_i − max) − tau) − tau_lo, 0). p may alias z. support 0 gives zeros (NaN if stats.max is
+/// NaN).
 template <class T, class Arch = xsimd::default_arch>
 inline void sparsemax_from_stats(const T* z, const RowStats<T>& stats, T* p, std::size_t n) {
   static_assert(detail::is_supported_scalar_v<T>, "entmax::sparsemax_from_stats: T must be float or double");
   if (detail::special_from_stats<T, Arch>(stats, p, n)) return;
-  detail::write_output_from_stats<T, Arch>(z, p, n, detail::SparsemaxMap<T, Arch>(stats.max, stats.tau),
-                                           detail::sparsemax_sum_at_risk(stats.tau, stats.support));
+  detail::write_output<T, Arch>(z, p, n, detail::SparsemaxMap<T, Arch>(stats));
 }
 
 /// Vector-Jacobian product of sparsemax: on the support S = {p > 0}, dz = dp − mean_S(dp);

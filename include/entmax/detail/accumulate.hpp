@@ -218,27 +218,6 @@ struct RowSum {
   }
 };
 
-/// p[0, n) ← p·c, the product taken in double and rounded once to T.
-template <class T, class Arch>
-inline void scale_row(T* p, std::size_t n, double c) {
-  using B = xsimd::batch<T, Arch>;
-  using BD = xsimd::batch<double, Arch>;
-  constexpr std::size_t W = B::size;
-  std::size_t i = 0;
-  if constexpr (std::is_same_v<T, float>) {
-    const BD cb(c);
-    for (; i + W <= n; i += W) {
-      BD l, h;
-      split_to_double(B::load_unaligned(p + i), l, h);
-      join_to_float(l * cb, h * cb).store_unaligned(p + i);
-    }
-  } else {
-    const B cb(c);
-    for (; i + W <= n; i += W) (B::load_unaligned(p + i) * cb).store_unaligned(p + i);
-  }
-  for (; i < n; ++i) p[i] = static_cast<T>(static_cast<double>(p[i]) * c);
-}
-
 /// The spacing of T at |t| (ulp) for a normal t, as a double (0 for zero and subnormals).
 template <class T>
 inline double ulp_at(T t) {

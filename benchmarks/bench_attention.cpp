@@ -95,20 +95,23 @@ void run_forward(benchmark::State& state, const N& norm, double score_scale, uns
   set_counters(state, double(nq), double(nk), 2);
 }
 
+// saved: the backward gets the forward's RowStats (p rebuilt in one pass per row).
 template <class N>
-void run_backward(benchmark::State& state, const N& norm, double score_scale, unsigned threads, long n) {
+void run_backward(benchmark::State& state, const N& norm, double score_scale, unsigned threads, long n,
+                  bool saved = false) {
   const Problem& p = problem(n, n);
   entmax::AttentionOptions<T> opt;
   opt.scale = T(score_scale / 8.0);
   opt.threads = threads;
   opt.block_rows = block_rows();
+  // One untimed forward: the density of the map and the saved RowStats.
+  Eigen::Tensor<std::int64_t, 3, Eigen::RowMajor> support;
+  std::vector<entmax::RowStats<T>> stats;
+  (void)entmax::attention(p.q, p.k, p.v, norm, opt, &support, &stats);
   for (auto _ : state) {
-    auto g = entmax::attention_backward(p.q, p.k, p.v, p.dout, norm, opt);
+    auto g = entmax::attention_backward(p.q, p.k, p.v, p.dout, norm, opt, saved ? &stats : nullptr);
     benchmark::DoNotOptimize(g.dq.data());
   }
-  // Density of the map (one untimed forward).
-  Eigen::Tensor<std::int64_t, 3, Eigen::RowMajor> support;
-  (void)entmax::attention(p.q, p.k, p.v, norm, opt, &support);
   double nnz = 0;
   for (Eigen::Index i = 0; i < support.size(); ++i) nnz += double(support.data()[i]);
   state.counters["density"] = nnz / (double(n) * double(n));
@@ -130,6 +133,9 @@ void BM_SoftmaxBackward(benchmark::State& s) {
 }
 void BM_Entmax15Backward(benchmark::State& s) {
   run_backward(s, entmax::Entmax15{}, double(s.range(1)) / 10, unsigned(s.range(2)), s.range(0));
+}
+void BM_Entmax15BackwardSaved(benchmark::State& s) {
+  run_backward(s, entmax::Entmax15{}, double(s.range(1)) / 10, unsigned(s.range(2)), s.range(0), true);
 }
 
 // Decoding: {queries, cached keys, threads}.
@@ -172,6 +178,7 @@ BENCHMARK(BM_Entmax15Forward)->Apply(forward_args);
 BENCHMARK(BM_SparsemaxForward)->Apply(forward_args);
 BENCHMARK(BM_SoftmaxBackward)->Apply(backward_args);
 BENCHMARK(BM_Entmax15Backward)->Apply(backward_args);
+BENCHMARK(BM_Entmax15BackwardSaved)->Apply(backward_args);
 BENCHMARK(BM_SoftmaxDecode)->Apply(decode_args);
 BENCHMARK(BM_Entmax15Decode)->Apply(decode_args);
 

@@ -342,8 +342,14 @@ Inputs<T> make_inputs(const Case& c, std::uint64_t seed) {
   return in;
 }
 
+// Gradients of one backward call.
+struct LibGradients {
+  std::vector<ld> dq, dk, dv, drow_scale, dpolicy;
+};
+
 struct LibResult {
-  std::vector<ld> o, dq, dk, dv, drow_scale, dpolicy;
+  std::vector<ld> o;
+  LibGradients g, g_saved;  // backward alone / given the forward's RowStats
   std::vector<std::int64_t> support;
 };
 
@@ -354,24 +360,25 @@ LibResult run_library(const Inputs<T>& in, const Base& base, unsigned threads = 
   opt.threads = threads;
   LibResult r;
   Eigen::Tensor<std::int64_t, 3, Eigen::RowMajor> support;
+  std::vector<T> ds(in.pscale.size(), T(-7));  // PerRowScale's gradient sink
   auto run = [&](const auto& pol) {
-    const Tensor4<T> o = entmax::attention(in.q, in.k, in.v, pol, opt, &support);
-    const auto g = entmax::attention_backward(in.q, in.k, in.v, in.dout, pol, opt);
-    r.o = to_vec<ld>(o);
-    r.dq = to_vec<ld>(g.dq);
-    r.dk = to_vec<ld>(g.dk);
-    r.dv = to_vec<ld>(g.dv);
-    if (in.c.row_scale) r.drow_scale = to_vec<ld>(g.drow_scale);
+    std::vector<entmax::RowStats<T>> stats;
+    r.o = to_vec<ld>(entmax::attention(in.q, in.k, in.v, pol, opt, &support, &stats));
     r.support.assign(support.data(), support.data() + support.size());
+    for (LibGradients* out : {&r.g, &r.g_saved}) {
+      const auto g = entmax::attention_backward(in.q, in.k, in.v, in.dout, pol, opt,
+                                                out == &r.g_saved ? &stats : nullptr);
+      out->dq = to_vec<ld>(g.dq);
+      out->dk = to_vec<ld>(g.dk);
+      out->dv = to_vec<ld>(g.dv);
+      if (in.c.row_scale) out->drow_scale = to_vec<ld>(g.drow_scale);
+      out->dpolicy.assign(ds.begin(), ds.end());
+    }
   };
-  if (in.c.policy_scale) {
-    std::vector<T> ds(in.pscale.size(), T(-7));
-    entmax::PerRowScale<T, Base> pol(base, in.pscale.data(), ds.data());
-    run(pol);
-    r.dpolicy.assign(ds.begin(), ds.end());
-  } else {
+  if (in.c.policy_scale)
+    run(entmax::PerRowScale<T, Base>(base, in.pscale.data(), ds.data()));
+  else
     run(base);
-  }
   return r;
 }
 
@@ -398,11 +405,14 @@ void check_case(const Case& c, const Base& base, ld alpha, std::uint64_t seed) {
     CHECK(err <= tol);
   };
   compare("o", lib.o, ref.o, naive.o);
-  compare("dq", lib.dq, ref.dq, naive.dq);
-  compare("dk", lib.dk, ref.dk, naive.dk);
-  compare("dv", lib.dv, ref.dv, naive.dv);
-  if (c.row_scale) compare("drow_scale", lib.drow_scale, ref.drow_scale, naive.drow_scale);
-  if (c.policy_scale) compare("dpolicy_scale", lib.dpolicy, ref.dpolicy_scale, naive.dpolicy_scale);
+  for (const LibGradients* g : {&lib.g, &lib.g_saved}) {
+    INFO((g == &lib.g ? "backward alone" : "backward from the forward's RowStats"));
+    compare("dq", g->dq, ref.dq, naive.dq);
+    compare("dk", g->dk, ref.dk, naive.dk);
+    compare("dv", g->dv, ref.dv, naive.dv);
+    if (c.row_scale) compare("drow_scale", g->drow_scale, ref.drow_scale, naive.drow_scale);
+    if (c.policy_scale) compare("dpolicy_scale", g->dpolicy, ref.dpolicy_scale, naive.dpolicy_scale);
+  }
   // Support sizes: exact in double; float may flip an element sitting at the threshold.
   REQUIRE(lib.support.size() == ref.support.size());
   // Softmax: tiny probabilities underflow to 0 in T (never the reverse).
@@ -491,10 +501,12 @@ TEMPLATE_TEST_CASE("attention: results are bitwise identical for any thread coun
         INFO("threads " << t);
         const LibResult many = run_library(in, pol, t);
         CHECK(same(one.o, many.o));
-        CHECK(same(one.dq, many.dq));
-        CHECK(same(one.dk, many.dk));
-        CHECK(same(one.dv, many.dv));
-        CHECK(same(one.drow_scale, many.drow_scale));
+        for (const auto& [a, b] : {std::pair{&one.g, &many.g}, std::pair{&one.g_saved, &many.g_saved}}) {
+          CHECK(same(a->dq, b->dq));
+          CHECK(same(a->dk, b->dk));
+          CHECK(same(a->dv, b->dv));
+          CHECK(same(a->drow_scale, b->drow_scale));
+        }
         CHECK(one.support == many.support);
       }
     };
@@ -541,9 +553,12 @@ TEMPLATE_TEST_CASE("attention: poisoning masked K/V rows with NaN or 1e30 change
       auto check = [&](const auto& pol) {
         const LibResult clean = run_library(in, pol), dirty = run_library(bad, pol);
         CHECK(std::equal(clean.o.begin(), clean.o.end(), dirty.o.begin()));
-        CHECK(std::equal(clean.dq.begin(), clean.dq.end(), dirty.dq.begin()));
-        CHECK(std::equal(clean.dk.begin(), clean.dk.end(), dirty.dk.begin()));
-        CHECK(std::equal(clean.dv.begin(), clean.dv.end(), dirty.dv.begin()));
+        for (const auto& [a, b] :
+             {std::pair{&clean.g, &dirty.g}, std::pair{&clean.g_saved, &dirty.g_saved}}) {
+          CHECK(std::equal(a->dq.begin(), a->dq.end(), b->dq.begin()));
+          CHECK(std::equal(a->dk.begin(), a->dk.end(), b->dk.begin()));
+          CHECK(std::equal(a->dv.begin(), a->dv.end(), b->dv.begin()));
+        }
         // Masked keys get exactly zero gradients.
         bool zero = true;
         for (long b = 0; b < c.B; ++b)
@@ -551,7 +566,8 @@ TEMPLATE_TEST_CASE("attention: poisoning masked K/V rows with NaN or 1e30 change
             if (masked_key(b, j))
               for (long d = 0; d < c.D; ++d) {
                 const std::size_t at = static_cast<std::size_t>(((b * c.KH) * c.Nk + j) * c.D + d);
-                zero = zero && dirty.dk[at] == 0 && dirty.dv[at] == 0;
+                for (const LibGradients* g : {&dirty.g, &dirty.g_saved})
+                  zero = zero && g->dk[at] == 0 && g->dv[at] == 0;
               }
         CHECK(zero);
       };
@@ -612,19 +628,24 @@ TEMPLATE_TEST_CASE("attention: fully masked queries give zero rows and zero grad
           const std::size_t row = static_cast<std::size_t>((b * c.H + h) * c.Nq + i);
           for (long d = 0; d < c.D; ++d) {
             const std::size_t at = row * static_cast<std::size_t>(c.D) + static_cast<std::size_t>(d);
-            if (empty)
-              ok = ok && r.o[at] == 0 && r.dq[at] == 0;
-            else
-              ok = ok && std::isfinite(static_cast<double>(r.o[at])) &&
-                   std::isfinite(static_cast<double>(r.dq[at]));
+            for (const LibGradients* g : {&r.g, &r.g_saved}) {
+              if (empty)
+                ok = ok && r.o[at] == 0 && g->dq[at] == 0;
+              else
+                ok = ok && std::isfinite(static_cast<double>(r.o[at])) &&
+                     std::isfinite(static_cast<double>(g->dq[at]));
+            }
           }
-          if (empty) ok = ok && r.support[row] == 0 && r.drow_scale[row] == 0 && r.dpolicy[row] == 0;
+          for (const LibGradients* g : {&r.g, &r.g_saved})
+            if (empty) ok = ok && r.support[row] == 0 && g->drow_scale[row] == 0 && g->dpolicy[row] == 0;
         }
     CHECK(ok);
     // Batch 1: no keys, so dk and dv are zero.
-    const std::size_t half = r.dk.size() / 2;
-    CHECK(std::all_of(r.dk.begin() + std::ptrdiff_t(half), r.dk.end(), [](ld x) { return x == 0; }));
-    CHECK(std::all_of(r.dv.begin() + std::ptrdiff_t(half), r.dv.end(), [](ld x) { return x == 0; }));
+    for (const LibGradients* g : {&r.g, &r.g_saved}) {
+      const std::size_t half = g->dk.size() / 2;
+      CHECK(std::all_of(g->dk.begin() + std::ptrdiff_t(half), g->dk.end(), [](ld x) { return x == 0; }));
+      CHECK(std::all_of(g->dv.begin() + std::ptrdiff_t(half), g->dv.end(), [](ld x) { return x == 0; }));
+    }
   };
   check(entmax::Softmax{});
   check(entmax::Sparsemax{});
@@ -639,12 +660,14 @@ TEMPLATE_TEST_CASE("attention: fully masked queries give zero rows and zero grad
   for (long b = 0; b < c.B; ++b)
     for (long h = 0; h < c.H; ++h) {
       const std::size_t row = static_cast<std::size_t>((b * c.H + h) * c.Nq + c.Nq - 1);
-      for (std::size_t d = 0; d < std::size_t(c.D); ++d) {
-        CHECK(r.o[row * std::size_t(c.D) + d] == 0);
-        CHECK(r.dq[row * std::size_t(c.D) + d] == 0);
+      for (const LibGradients* g : {&r.g, &r.g_saved}) {
+        for (std::size_t d = 0; d < std::size_t(c.D); ++d) {
+          CHECK(r.o[row * std::size_t(c.D) + d] == 0);
+          CHECK(g->dq[row * std::size_t(c.D) + d] == 0);
+        }
+        CHECK(g->drow_scale[row] == 0);
+        CHECK(g->dpolicy[row] == 0);
       }
-      CHECK(r.drow_scale[row] == 0);
-      CHECK(r.dpolicy[row] == 0);
     }
 }
 
@@ -790,6 +813,11 @@ TEST_CASE("attention: shape errors throw std::invalid_argument naming tensors an
     CHECK_THROWS_AS(entmax::attention(q, k, v, pol, opt), std::domain_error);
   }
   opt.row_scale = {};
+  // Saved RowStats must cover B x H x Nq = 12 rows.
+  const std::vector<entmax::RowStats<T>> stats(11);
+  CHECK_THAT(msg([&] { entmax::attention_backward(q, k, v, dout, pol, opt, &stats); }),
+             Catch::StartsWith("entmax::attention_backward: row_stats has 11 entries") &&
+                 Catch::Contains("q [1, 4, 3, 8] has 12 rows"));
   opt.scale = 0.f;
   CHECK_THROWS_AS(entmax::attention(q, k, v, pol, opt), std::domain_error);
   opt.scale = std::numeric_limits<T>::quiet_NaN();

@@ -8,6 +8,7 @@
 #include <entmax/error.hpp>
 #include <entmax/normalizer.hpp>
 #include <entmax/row_scaled.hpp>
+#include <entmax/row_stats.hpp>
 
 #include <unsupported/Eigen/CXX11/Tensor>
 
@@ -204,7 +205,9 @@ void static_checks_qkv() {
 
 /// Attention forward: O[b,h,i] = Σ_j p_ij V[b, h / (H/KH), j] with p_i = normalizer(z_i) over the
 /// visible keys (see AttentionOptions for z). Writes the per-row support sizes (number of
-/// non-zero p_ij) into `support` [B, H, Nq] when it is not null.
+/// non-zero p_ij) into `support` [B, H, Nq] when it is not null, and each row's RowStats into
+/// `row_stats` (B·H·Nq entries, row (b·H + h)·Nq + i; resized) when it is not null: passed to
+/// attention_backward, they let it rebuild p in one pass per row instead of normalizing again.
 ///
 /// @param q  [B, H, Nq, D] row-major Tensor or TensorMap; k, v [B, KH, Nk, D] with KH | H.
 /// @param normalizer  any Normalizer policy (Softmax, Sparsemax, Entmax15, EntmaxBisect, …) or a
@@ -221,7 +224,8 @@ template <class Q, class K, class V, class N>
 Eigen::Tensor<typename detail::attention_tensor<Q>::scalar, 4, Eigen::RowMajor> attention(
     const Q& q, const K& k, const V& v, const N& normalizer,
     const AttentionOptions<typename detail::attention_tensor<Q>::scalar>& options,
-    Eigen::Tensor<std::int64_t, 3, Eigen::RowMajor>* support) {
+    Eigen::Tensor<std::int64_t, 3, Eigen::RowMajor>* support,
+    std::vector<RowStats<typename detail::attention_tensor<Q>::scalar>>* row_stats = nullptr) {
   detail::static_checks_qkv<Q, K, V>();
   using T = typename detail::attention_tensor<Q>::scalar;
   static_assert(detail::attention_policy_ok<N, T>(),
@@ -232,7 +236,10 @@ Eigen::Tensor<typename detail::attention_tensor<Q>::scalar, 4, Eigen::RowMajor> 
   pr.q = q.data(), pr.k = k.data(), pr.v = v.data();
   Eigen::Tensor<T, 4, Eigen::RowMajor> out(pr.B, pr.H, pr.Nq, pr.D);
   if (support) support->resize(pr.B, pr.H, pr.Nq);
-  detail::run_forward(pr, normalizer, out.data(), support ? support->data() : nullptr);
+  if (row_stats) row_stats->resize(static_cast<std::size_t>(pr.B * pr.H * pr.Nq));
+  detail::run_forward(
+      pr, normalizer, out.data(),
+      detail::RowRecords<T>{support ? support->data() : nullptr, row_stats ? row_stats->data() : nullptr});
   return out;
 }
 
@@ -247,13 +254,17 @@ Eigen::Tensor<typename detail::attention_tensor<Q>::scalar, 4, Eigen::RowMajor> 
 /// Attention backward: gradients of ⟨dout, attention(q, k, v, normalizer, options)⟩ with respect
 /// to q, k, v (and the per-row scale when options.row_scale is set). Row-scaled policies receive
 /// dL/ds of every row through their scale_backward sinks. Scores are recomputed block by block
-/// (memory O(block × Nk) beyond inputs and outputs); nothing of the forward is needed.
-/// dout must have q's shape. Errors, masking and thread safety as for attention(); masked keys
-/// get exactly zero dk and dv rows, fully masked queries zero dq rows.
+/// (memory O(block × Nk) beyond inputs and outputs). Nothing of the forward is needed; given the
+/// forward's `row_stats` (same inputs, normalizer and options; B·H·Nq entries, else
+/// std::invalid_argument), p is rebuilt from them in one pass per row instead of normalized
+/// again (the same p up to the last bits of the recomputed scores). dout must have q's shape. Errors, masking
+/// and thread safety as for attention(); masked keys get exactly zero dk and dv rows, fully masked queries
+/// zero dq rows.
 template <class Q, class K, class V, class DO, class N>
 AttentionGradients<typename detail::attention_tensor<Q>::scalar> attention_backward(
     const Q& q, const K& k, const V& v, const DO& dout, const N& normalizer,
-    const AttentionOptions<typename detail::attention_tensor<Q>::scalar>& options = {}) {
+    const AttentionOptions<typename detail::attention_tensor<Q>::scalar>& options = {},
+    const std::vector<RowStats<typename detail::attention_tensor<Q>::scalar>>* row_stats = nullptr) {
   detail::static_checks_qkv<Q, K, V>();
   using T = typename detail::attention_tensor<Q>::scalar;
   static_assert(detail::attention_tensor<DO>::rank4 && detail::attention_tensor<DO>::row_major &&
@@ -270,6 +281,14 @@ AttentionGradients<typename detail::attention_tensor<Q>::scalar> attention_backw
         detail::message(fn, ": dout has shape ", detail::shape_str(detail::dims4(dout)), " but q has shape ",
                         detail::shape_str(detail::dims4(q)), "; they must match"));
   detail::check_policy_rows(fn, normalizer, static_cast<std::size_t>(pr.B * pr.H * pr.Nq));
+  if (row_stats) {
+    if (row_stats->size() != static_cast<std::size_t>(pr.B * pr.H * pr.Nq))
+      detail::raise(
+          ErrorKind::invalid_argument,
+          detail::message(fn, ": row_stats has ", row_stats->size(), " entries but q ",
+                          detail::shape_str(detail::dims4(q)), " has ", pr.B * pr.H * pr.Nq, " rows"));
+    pr.saved_stats = row_stats->data();
+  }
   pr.q = q.data(), pr.k = k.data(), pr.v = v.data();
   AttentionGradients<T> g;
   g.dq.resize(pr.B, pr.H, pr.Nq, pr.D);

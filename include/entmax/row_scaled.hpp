@@ -223,6 +223,19 @@ RowStats<T> row_scaled_forward(const R& r, std::size_t row, std::size_t npos, co
   return r.base().forward(static_cast<const T*>(p), p, n);
 }
 
+/// Rebuilds row_scaled_forward's p from the RowStats it returned (same r, row, npos and z):
+/// p = r.base().from_stats(s · (z − max z), stats), bitwise equal for the sparse maps. z and p
+/// may alias. A row with npos < 2 gives p = 0.
+template <class R, class T>
+void row_scaled_from_stats(const R& r, std::size_t row, std::size_t npos, const T* z,
+                           const RowStats<T>& stats, T* p, std::size_t n) {
+  static_assert(is_row_scaled_v<R>, "entmax::row_scaled_from_stats: R must be a row-scaled normalizer");
+  static_assert(detail::is_supported_scalar_v<T>, "entmax::row_scaled_from_stats: T must be float or double");
+  if (npos < 2 || n == 0) return detail::zero_fill(p, n);
+  detail::scale_shifted_row(z, p, n, r.scale(row, npos));
+  r.base().from_stats(static_cast<const T*>(p), stats, p, n);
+}
+
 /// Backward of a row-scaled normalizer on one row. Given the unscaled scores z, p = forward's
 /// output and dp = dL/dp, writes dz = dL/dz = s · J_base(p)ᵀ dp, calls r.scale_backward(row,
 /// npos, ds) and returns ds = dL/ds = ⟨J_base(p)ᵀ dp, z⟩ (masked entries skipped, double sums),

@@ -34,8 +34,9 @@ struct AttnProblem {
   Index mask_sb = 0, mask_sh = 0;
   const T* bias = nullptr;  // same layout as mask
   Index bias_sb = 0, bias_sh = 0;
-  const T* alibi = nullptr;      // [H]
-  const T* row_scale = nullptr;  // [B, H, Nq]
+  const T* alibi = nullptr;                  // [H]
+  const T* row_scale = nullptr;              // [B, H, Nq]
+  const RowStats<T>* saved_stats = nullptr;  // [B, H, Nq] from the forward (backward only), or null
   unsigned threads = 1;
   Index block_rows = 0;
 
@@ -93,6 +94,29 @@ RowStats<T> normalize_row(const N& norm, std::size_t row, Index visible, T* z, I
     return norm.forward(static_cast<const T*>(z), z, un);
   }
 }
+
+/// Rebuilds one row in place (z -> p) from the RowStats the forward returned for it.
+template <class T, class N>
+void rebuild_row(const N& norm, std::size_t row, Index visible, T* z, Index n, const RowStats<T>& st) {
+  const auto un = static_cast<std::size_t>(n);
+  if constexpr (is_row_scaled_v<N>) {
+    row_scaled_from_stats(norm, row, static_cast<std::size_t>(visible) + 1, static_cast<const T*>(z), st, z,
+                          un);
+  } else {
+    if (n > 0) norm.from_stats(static_cast<const T*>(z), st, z, un);
+  }
+}
+
+/// Optional per-row outputs of the forward, indexed by row id (null: not wanted).
+template <class T>
+struct RowRecords {
+  std::int64_t* support = nullptr;  // [B, H, Nq] non-zeros per row
+  RowStats<T>* stats = nullptr;     // [B, H, Nq] what the backward rebuilds p from
+  void put(std::size_t row, const RowStats<T>& st) const {
+    if (support) support[row] = static_cast<std::int64_t>(st.support);
+    if (stats) stats[row] = st;
+  }
+};
 
 template <class N>
 constexpr bool policy_is_sparse() {
@@ -173,10 +197,10 @@ void block_scores(const AttnProblem<T>& pr, Index b, Index h, Index r0, Index R,
   S.noalias() = Qs * Kb.transpose();
 }
 
-/// Forward of rows [r0, r0 + R) of slice (b, h): writes R output rows and (optionally) support.
+/// Forward of rows [r0, r0 + R) of slice (b, h): writes R output rows and their records.
 template <class T, class N>
 void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, Index r0, Index R,
-                   BlockScratch<T>& ws, T* out, std::int64_t* support, const T* packed,
+                   BlockScratch<T>& ws, T* out, const RowRecords<T>& rec, const T* packed,
                    DeferredRows<T>* deferred = nullptr, Index out_row0 = 0) {
   const Index D = pr.D;
   Index ncols = 0;
@@ -188,7 +212,8 @@ void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, In
   ws.plan.rows = R;
   if (ncols == 0) {
     std::fill(out, out + R * D, T(0));
-    if (support) std::fill(support, support + R, std::int64_t{0});
+    for (Index r = 0; r < R; ++r)
+      rec.put(pr.row_id(b, h, r0 + r), {-std::numeric_limits<T>::infinity(), T(0), 0});
     return;
   }
   ws.reserve(R, ncols, false, false);
@@ -211,7 +236,7 @@ void forward_block(const AttnProblem<T>& pr, const N& norm, Index b, Index h, In
     }
     const RowStats<T> st = normalize_row(norm, pr.row_id(b, h, r0 + r), vis, z, n);
     nnz += static_cast<Index>(st.support);
-    if (support) support[r] = static_cast<std::int64_t>(st.support);
+    rec.put(pr.row_id(b, h, r0 + r), st);
     if (listing) {
       if (static_cast<double>(st.support) < gather_density * static_cast<double>(n))
         list_row(ws.plan, r, z, n, ws.lv.data());
@@ -253,7 +278,7 @@ bool use_split_keys(const AttnProblem<T>& pr) {
 }
 
 template <class T, class N>
-void run_forward_split_keys(const AttnProblem<T>& pr, const N& norm, T* out, std::int64_t* support) {
+void run_forward_split_keys(const AttnProblem<T>& pr, const N& norm, T* out, const RowRecords<T>& rec) {
   const Index R = pr.Nq, D = pr.D, Nk = pr.Nk;
   const Index nchunks = (Nk + decode_chunk - 1) / decode_chunk;
   const Index slices = pr.B * pr.H;
@@ -306,8 +331,7 @@ void run_forward_split_keys(const AttnProblem<T>& pr, const N& norm, T* out, std
         const T rs = pr.row_scale[pr.row_id(b, h, i)];
         for (Index j = 0; j < n; ++j) z[j] *= rs;
       }
-      const RowStats<T> st = normalize_row(norm, pr.row_id(b, h, i), vis, z, n);
-      if (support) support[pr.row_id(b, h, i)] = static_cast<std::int64_t>(st.support);
+      rec.put(pr.row_id(b, h, i), normalize_row(norm, pr.row_id(b, h, i), vis, z, n));
     });
     // Partial products per chunk, zero-aware.
     parallel_for(static_cast<std::size_t>(gs * nchunks), threads, [&](std::size_t task, std::size_t w) {
@@ -338,9 +362,9 @@ void run_forward_split_keys(const AttnProblem<T>& pr, const N& norm, T* out, std
 }
 
 template <class T, class N>
-void run_forward(const AttnProblem<T>& pr, const N& norm, T* out, std::int64_t* support) {
+void run_forward(const AttnProblem<T>& pr, const N& norm, T* out, const RowRecords<T>& rec) {
   if (pr.B == 0 || pr.H == 0 || pr.Nq == 0) return;
-  if (use_split_keys(pr)) return run_forward_split_keys(pr, norm, out, support);
+  if (use_split_keys(pr)) return run_forward_split_keys(pr, norm, out, rec);
   const Index R = std::min(default_block_rows(pr, false), pr.Nq);
   // A task: up to forward_task_blocks consecutive blocks of R query rows of one slice.
   const Index TR = policy_is_sparse<N>() ? R * forward_task_blocks : R;
@@ -367,8 +391,8 @@ void run_forward(const AttnProblem<T>& pr, const N& norm, T* out, std::int64_t* 
         dr.multiply(V, pr.D, tout);
         dr.clear();
       }
-      forward_block(pr, norm, b, h, r0, rows, scratch[worker], tout + (r0 - t0) * pr.D,
-                    support ? support + trow0 + (r0 - t0) : nullptr, pk.slice(pr, b, h), &dr, r0 - t0);
+      forward_block(pr, norm, b, h, r0, rows, scratch[worker], tout + (r0 - t0) * pr.D, rec,
+                    pk.slice(pr, b, h), &dr, r0 - t0);
     }
     if (dr.plan.rows > 0) dr.multiply(V, pr.D, tout);
   });
@@ -431,7 +455,8 @@ void backward_block_sparse(const AttnProblem<T>& pr, const N& norm, const T* dO,
                 static_cast<const T*>(gl));
 }
 
-/// Phase A of the backward for one block: recompute p, then dp on the support, dz, dq rows.
+/// Phase A of the backward for one block: recompute the scores and p (from the forward's saved
+/// RowStats when given: one pass instead of a threshold search), then dp on the support, dz, dq rows.
 /// Leaves p and g = dL/d(q·k) of the block in the scratch for phase B.
 template <class T, class N>
 void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Index b, Index h, Index r0,
@@ -473,7 +498,13 @@ void backward_block(const AttnProblem<T>& pr, const N& norm, const T* dout, Inde
       for (Index j = 0; j < n; ++j) z[j] = rs * a[j];
     else if (pr.row_scale)
       for (Index j = 0; j < n; ++j) z[j] *= rs;
-    nnz += static_cast<Index>(normalize_row(norm, static_cast<std::size_t>(row0 + r), vis, z, n).support);
+    const auto row = static_cast<std::size_t>(row0 + r);
+    if (pr.saved_stats) {
+      rebuild_row(norm, row, vis, z, n, pr.saved_stats[row]);
+      nnz += static_cast<Index>(pr.saved_stats[row].support);  // a hint for the plan only
+    } else {
+      nnz += static_cast<Index>(normalize_row(norm, row, vis, z, n).support);
+    }
   }
   make_plan(P, ncols, ws.plan, !policy_is_sparse<N>() && pr.plain_scores(), nnz);
   const T* dO = dout + row0 * D;

@@ -84,26 +84,23 @@ inline bool overlaps(const T* z, const T* p, std::size_t n) {
   return a < b + n * sizeof(T) && b < a + n * sizeof(T);
 }
 
-/// Number of p[i] > 0 over the batches starting at first[0, h) (all of p[0, n) when first is
-/// null) and over the scores after the last whole batch.
+/// Number of p[i] > 0 over the batches starting at first[0, h) and over the scores after the
+/// last whole batch.
 template <class T, class Arch>
 inline std::size_t count_positive(const T* p, std::size_t n, const std::size_t* first, std::size_t h) {
   using B = xsimd::batch<T, Arch>;
   constexpr std::size_t W = B::size;
-  const std::size_t whole = n - n % W;
   std::size_t c = 0;
-  if (first)
-    for (std::size_t j = 0; j < h; ++j) c += count_true(B::load_unaligned(p + first[j]) > B(T(0)));
-  else
-    for (std::size_t i = 0; i < whole; i += W) c += count_true(B::load_unaligned(p + i) > B(T(0)));
-  for (std::size_t i = whole; i < n; ++i) c += p[i] > T(0);
+  for (std::size_t j = 0; j < h; ++j) c += count_true(B::load_unaligned(p + first[j]) > B(T(0)));
+  for (std::size_t i = n - n % W; i < n; ++i) c += p[i] > T(0);
   return c;
 }
 
 /// The output pass of the exact maps (sparsemax, entmax15): p = map(z). When under half of the
 /// row's batches hold a candidate (hits[0, h)), zeros go in as one block and only those batches
 /// are mapped; rows that alias or are shorter than 16 batches take the plain pass. Returns the
-/// number of non-zero outputs when `count`, else 0.
+/// number of non-zero outputs when `count`, else 0 (counted on the listed batches: the others
+/// map to 0).
 template <class T, class Arch, class Map>
 inline std::size_t write_exact_output(const T* z, T* p, std::size_t n, const Map& map,
                                       const std::size_t* hits, std::size_t h, bool count) {
@@ -113,7 +110,7 @@ inline std::size_t write_exact_output(const T* z, T* p, std::size_t n, const Map
     write_output_sparse<T, Arch>(z, p, n, map, hits, h);
   else
     write_output<T, Arch>(z, p, n, map);
-  return count ? count_positive<T, Arch>(p, n, sparse ? hits : nullptr, h) : 0;
+  return count ? count_positive<T, Arch>(p, n, hits, h) : 0;
 }
 
 }  // namespace entmax::detail

@@ -91,7 +91,8 @@ inline std::size_t count_positive(const T* p, std::size_t n, const std::size_t* 
   using B = xsimd::batch<T, Arch>;
   constexpr std::size_t W = B::size;
   std::size_t c = 0;
-  for (std::size_t j = 0; j < h; ++j) c += count_true(B::load_unaligned(p + first[j]) > B(T(0)));
+  if (n >= W)  // (a shorter row lists no batch; the test keeps compilers from seeing a load past it)
+    for (std::size_t j = 0; j < h; ++j) c += count_true(B::load_unaligned(p + first[j]) > B(T(0)));
   for (std::size_t i = n - n % W; i < n; ++i) c += p[i] > T(0);
   return c;
 }

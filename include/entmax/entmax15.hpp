@@ -94,11 +94,7 @@ inline RowStats<T> entmax15(const T* z, T* p, std::size_t n) {
     stats.tau_lo =
         detail::bounded_tau_lo((s.sd2 - 1.0) / (2.0 * s.sd), stats.tau, (theta - scan.max) * T(0.5));
   }
-  // With tau_lo ≠ 0 the support is counted on the output: a score at tau itself may now be in it.
-  const bool recount = stats.tau_lo != T(0);
-  const std::size_t nonzero =
-      detail::write_exact_output<T, Arch>(z, p, n, detail::Entmax15Map<T, Arch>(stats), hits, nhits, recount);
-  if (recount) stats.support = nonzero;
+  detail::write_exact_output<T, Arch>(z, p, n, detail::Entmax15Map<T, Arch>(stats), hits, nhits, stats);
   detail::debug_check_row("entmax::entmax15", p, n, stats, 1.5);
   return stats;
 }

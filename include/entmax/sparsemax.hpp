@@ -83,11 +83,7 @@ inline RowStats<T> sparsemax(const T* z, T* p, std::size_t n) {
     const detail::SupportSums s = detail::support_sums<T, Arch>(buf, k, stats.tau);
     stats.tau_lo = detail::bounded_tau_lo((s.sd - 1.0) / s.k, stats.tau, theta - scan.max);
   }
-  // With tau_lo ≠ 0 the support is counted on the output: a score at tau itself may now be in it.
-  const bool recount = stats.tau_lo != T(0);
-  const std::size_t nonzero = detail::write_exact_output<T, Arch>(
-      z, p, n, detail::SparsemaxMap<T, Arch>(stats), hits, nhits, recount);
-  if (recount) stats.support = nonzero;
+  detail::write_exact_output<T, Arch>(z, p, n, detail::SparsemaxMap<T, Arch>(stats), hits, nhits, stats);
   detail::debug_check_row("entmax::sparsemax", p, n, stats, 2.0);
   return stats;
 }

@@ -7,7 +7,6 @@
 #include <entmax/detail/accumulate.hpp>
 #include <entmax/detail/candidates.hpp>
 #include <entmax/detail/simd.hpp>
-#include <entmax/detail/threshold.hpp>
 #include <entmax/row_stats.hpp>
 
 #include <algorithm>
@@ -99,19 +98,19 @@ inline std::size_t count_positive(const T* p, std::size_t n, const std::size_t* 
 
 /// The output pass of the exact maps (sparsemax, entmax15): p = map(z). When under half of the
 /// row's batches hold a candidate (hits[0, h)), zeros go in as one block and only those batches
-/// are mapped; rows that alias or are shorter than 16 batches take the plain pass. Returns the
-/// number of non-zero outputs when `count`, else 0 (counted on the listed batches: the others
-/// map to 0).
+/// are mapped; rows that alias or are shorter than 16 batches take the plain pass. With
+/// stats.tau_lo ≠ 0 a score at tau itself may be in the support, so stats.support becomes the
+/// count of non-zero outputs (on the listed batches: the others map to 0).
 template <class T, class Arch, class Map>
-inline std::size_t write_exact_output(const T* z, T* p, std::size_t n, const Map& map,
-                                      const std::size_t* hits, std::size_t h, bool count) {
+inline void write_exact_output(const T* z, T* p, std::size_t n, const Map& map, const std::size_t* hits,
+                               std::size_t h, RowStats<T>& stats) {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
   const bool sparse = n >= 16 * W && 2 * h * W < n && !overlaps(z, p, n);
   if (sparse)
     write_output_sparse<T, Arch>(z, p, n, map, hits, h);
   else
     write_output<T, Arch>(z, p, n, map);
-  return count ? count_positive<T, Arch>(p, n, hits, h) : 0;
+  if (stats.tau_lo != T(0)) stats.support = count_positive<T, Arch>(p, n, hits, h);
 }
 
 }  // namespace entmax::detail

@@ -391,6 +391,34 @@ TEMPLATE_TEST_CASE("entmax_bisect_backward vs reference, finite differences and 
   }
 }
 
+TEMPLATE_TEST_CASE("entmax_bisect_backward: dp = c·1 gives dz = 0 on long, nearly uniform rows",
+                   "[entmax_bisect][backward]", float, double) {
+  // Hundreds of comparable weights: a plain running Σw·dp / Σw drifts from c by ~nε, which
+  // the output multiplies by u; the sums must carry more than T (and more than double for
+  // double rows) for dz to vanish to the rounding of each entry.
+  using T = TestType;
+  std::mt19937_64 g(Catch::rngSeed() + 517);
+  for (double alpha : {1.25, 1.75, 2.5, 3.15, 4.0}) {
+    const T a = T(alpha);
+    for (std::size_t n : {415u, 1000u, 4096u}) {
+      const std::vector<T> z = gaussian<T>(n, 1e-3, g());
+      std::vector<T> p(n);
+      entmax::entmax_bisect(z.data(), p.data(), n, a);
+      for (T c : {T(0.1), T(-1234.567), T(3e-7)}) {
+        INFO("alpha=" << alpha << " n=" << n << " c=" << c << " seed=" << Catch::rngSeed());
+        std::vector<T> dp(n, c), dz(n);
+        entmax::entmax_bisect_backward(p.data(), dp.data(), dz.data(), n, a);
+        std::size_t bad = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+          const ld u = p[i] > T(0) ? std::pow(static_cast<ld>(p[i]), 2 - static_cast<ld>(a)) : 0;
+          bad += !(std::fabs(static_cast<ld>(dz[i])) <= 2 * eps<T>() * u * std::fabs(static_cast<ld>(c)));
+        }
+        CHECK(bad == 0);
+      }
+    }
+  }
+}
+
 TEMPLATE_TEST_CASE("entmax_bisect_backward equals central finite differences off the support boundary",
                    "[entmax_bisect][backward]", float, double) {
   using T = TestType;

@@ -88,6 +88,14 @@ inline void entmax_vjp_float(const float* p, const float* dp, float* dz, std::si
   for (; i < n; ++i) dz[i] = p[i] == 0.0f ? 0.0f : u(p[i]) * ((dp[i] - c_hi) - c_lo);
 }
 
+/// c = S_ud / S_u of two double-double sums as c_hi + c_lo: c_lo = (S_ud − c_hi·S_u) / S_u with
+/// the residual formed from the parts, so dp − c_hi − c_lo is exact where dp is close to c.
+inline void split_ratio(const CompensatedSum& sud, const CompensatedSum& su, double& c_hi, double& c_lo) {
+  const double su_v = su.value();
+  c_hi = sud.value() / su_v;
+  c_lo = (std::fma(-c_hi, su.hi, sud.hi) + (sud.lo - c_hi * su.lo)) / su_v;
+}
+
 // double rows: ⟨u, dp⟩ and Σu in double-double (TwoSum, exact products by fma), c = c_hi + c_lo,
 // dz = u ⊙ ((dp − c_hi) − c_lo).
 template <class Arch, class U>
@@ -136,9 +144,8 @@ inline void entmax_vjp_double(const double* p, const double* dp, double* dz, std
     for (std::size_t j = 0; j < n; ++j) dz[j] = 0.0;
     return;
   }
-  const double c_hi = sud.value() / su_v;
-  // c_lo = (S_ud − c_hi·S_u) / S_u with the residual formed from the double-double parts.
-  const double c_lo = (std::fma(-c_hi, su.hi, sud.hi) + (sud.lo - c_hi * su.lo)) / su_v;
+  double c_hi, c_lo;
+  split_ratio(sud, su, c_hi, c_lo);
   const B ch(c_hi), cl(c_lo), zero(0.0);
   for (i = 0; i + W <= n; i += W) {
     const B pb = B::load_unaligned(p + i);
@@ -164,7 +171,8 @@ inline void entmax_vjp(const T* p, const T* dp, T* dz, std::size_t n, const U& u
 
 /// The same product for any α > 1, computed per support element in double:
 /// u_i = p_i^{2−α}. The weights for c are rescaled by the smallest (α > 2) or largest (α < 2)
-/// support probability, so Σu cannot overflow; dz_i = (dp_i − c) · p_i^{2−α} in double.
+/// support probability, so Σu cannot overflow; ⟨w, dp⟩ and Σw are double-double sums (exact
+/// products by fma), c = c_hi + c_lo as above, and dz_i = ((dp_i − c_hi) − c_lo) · p_i^{2−α}.
 template <class T>
 inline void entmax_vjp_alpha(const T* p, const T* dp, T* dz, std::size_t n, double alpha) {
   const double e = 2.0 - alpha;
@@ -181,19 +189,26 @@ inline void entmax_vjp_alpha(const T* p, const T* dp, T* dz, std::size_t n, doub
     for (std::size_t i = 0; i < n; ++i) dz[i] = p[i] != T(0) ? std::numeric_limits<T>::quiet_NaN() : T(0);
     return;
   }
-  double sud = 0.0, su = 0.0;
+  CompensatedSum sud, su;
+  double sud_lo = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     const double pi = static_cast<double>(p[i]);
     if (pi > 0.0) {
       const double w = e == 0.0 ? 1.0 : std::pow(pi / pref, e);
-      sud += w * static_cast<double>(dp[i]);
-      su += w;
+      const double d = static_cast<double>(dp[i]);
+      const double prod = w * d;
+      sud.add(prod);
+      sud_lo += std::fma(w, d, -prod);
+      su.add(w);
     }
   }
-  const double c = sud / su;
+  sud.lo += sud_lo;
+  double c_hi, c_lo;
+  split_ratio(sud, su, c_hi, c_lo);
   for (std::size_t i = 0; i < n; ++i) {
     const double pi = static_cast<double>(p[i]);
-    dz[i] = pi > 0.0 ? static_cast<T>((static_cast<double>(dp[i]) - c) * (e == 0.0 ? 1.0 : std::pow(pi, e)))
+    const double g = (static_cast<double>(dp[i]) - c_hi) - c_lo;
+    dz[i] = pi > 0.0 ? static_cast<T>(g * (e == 0.0 ? 1.0 : std::pow(pi, e)))
                      : (p[i] != T(0) ? std::numeric_limits<T>::quiet_NaN() : T(0));
   }
 }

@@ -546,8 +546,9 @@ inline std::size_t write_alpha_output_listed(const T* z, T* p, std::size_t n, T 
   static_assert(has_listed_alpha_output<T, Arch>);
   using B = xsimd::batch<double, Arch>;
   constexpr std::size_t W = B::size;
-  std::size_t k = 0, i = 0;
+  std::size_t k = 0;
 #if XSIMD_WITH_AVX512F
+  std::size_t i = 0;
   const T theta = candidate_threshold<T>(a, tau);
   const __m512 vm = _mm512_set1_ps(zmax), th = _mm512_set1_ps(theta), zero = _mm512_setzero_ps();
   const __m512i step = _mm512_set1_epi32(16);

@@ -184,7 +184,7 @@ inline T entmax_alpha_grad(const T* p, const T* dp, std::size_t n, T alpha) {
     blocks([&](const B& pv, const B&) {
       const auto pos = pv > zero;
       const B l = detail::log_positive(xsimd::select(pos, pv, one));
-      s += xsimd::select(pos, detail::exp_nonpositive(xsimd::fma(e, l, -vmx)), zero);
+      s += xsimd::select(pos, detail::exp_nonpositive(detail::fma(e, l, -vmx)), zero);
     });
     log_su = mx + std::log(detail::reduce_add(s));
   }
@@ -200,7 +200,7 @@ inline T entmax_alpha_grad(const T* p, const T* dp, std::size_t n, T alpha) {
       diff = -pv * r;
       ut = pv + pv * r;
     } else {
-      ut = detail::exp_nonpositive(xsimd::fms(e, l, vls));
+      ut = detail::exp_nonpositive(detail::fma(e, l, -vls));
       diff = pv - ut;
     }
     g1 += xsimd::select(pos, dv * diff, zero);

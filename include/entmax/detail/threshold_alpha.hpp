@@ -41,7 +41,7 @@ namespace entmax::detail {
 template <class V, class Arch>
 inline xsimd::batch<V, Arch> alpha_x(const xsimd::batch<V, Arch>& a, const xsimd::batch<V, Arch>& e,
                                      const xsimd::batch<V, Arch>& t) {
-  return xsimd::fms(a, e, t);
+  return detail::fma(a, e, -t);
 }
 
 /// log x for x > 0 (finite), double lanes: x = 2^k·m with m ∈ [√½, √2), log m = 2 atanh(s),
@@ -61,17 +61,17 @@ inline xsimd::batch<double, A> log_positive(const xsimd::batch<double, A>& x0) {
   const B s = (m - B(1.0)) / (m + B(1.0));
   const B s2 = s * s;
   B q(2.0 / 21);
-  q = xsimd::fma(q, s2, B(2.0 / 19));
-  q = xsimd::fma(q, s2, B(2.0 / 17));
-  q = xsimd::fma(q, s2, B(2.0 / 15));
-  q = xsimd::fma(q, s2, B(2.0 / 13));
-  q = xsimd::fma(q, s2, B(2.0 / 11));
-  q = xsimd::fma(q, s2, B(2.0 / 9));
-  q = xsimd::fma(q, s2, B(2.0 / 7));
-  q = xsimd::fma(q, s2, B(2.0 / 5));
-  q = xsimd::fma(q, s2, B(2.0 / 3));
-  const B logm = xsimd::fma(s * s2, q, B(2.0) * s);
-  return xsimd::fma(kd, B(6.93147180369123816490e-01), xsimd::fma(kd, B(1.90821492927058770002e-10), logm));
+  q = detail::fma(q, s2, B(2.0 / 19));
+  q = detail::fma(q, s2, B(2.0 / 17));
+  q = detail::fma(q, s2, B(2.0 / 15));
+  q = detail::fma(q, s2, B(2.0 / 13));
+  q = detail::fma(q, s2, B(2.0 / 11));
+  q = detail::fma(q, s2, B(2.0 / 9));
+  q = detail::fma(q, s2, B(2.0 / 7));
+  q = detail::fma(q, s2, B(2.0 / 5));
+  q = detail::fma(q, s2, B(2.0 / 3));
+  const B logm = detail::fma(s * s2, q, B(2.0) * s);
+  return detail::fma(kd, B(6.93147180369123816490e-01), detail::fma(kd, B(1.90821492927058770002e-10), logm));
 }
 
 /// log x for x > 0 (finite), float lanes: the same reduction as the double version, series to
@@ -89,12 +89,12 @@ inline xsimd::batch<float, A> log_positive(const xsimd::batch<float, A>& x0) {
   const B s = (m - B(1.0f)) / (m + B(1.0f));
   const B s2 = s * s;
   B q(2.0f / 11);
-  q = xsimd::fma(q, s2, B(2.0f / 9));
-  q = xsimd::fma(q, s2, B(2.0f / 7));
-  q = xsimd::fma(q, s2, B(2.0f / 5));
-  q = xsimd::fma(q, s2, B(2.0f / 3));
-  const B logm = xsimd::fma(s * s2, q, B(2.0f) * s);
-  return xsimd::fma(kd, B(0.693145751953125f), xsimd::fma(kd, B(1.428606765330187045e-06f), logm));
+  q = detail::fma(q, s2, B(2.0f / 9));
+  q = detail::fma(q, s2, B(2.0f / 7));
+  q = detail::fma(q, s2, B(2.0f / 5));
+  q = detail::fma(q, s2, B(2.0f / 3));
+  const B logm = detail::fma(s * s2, q, B(2.0f) * s);
+  return detail::fma(kd, B(0.693145751953125f), detail::fma(kd, B(1.428606765330187045e-06f), logm));
 }
 
 /// p^e for p ∈ [0, 1] and e > 0, T lanes: exp(e log p), exactly 0 at p = 0; NaN stays NaN.
@@ -112,18 +112,18 @@ template <class A>
 inline xsimd::batch<double, A> expm1_moderate(const xsimd::batch<double, A>& x) {
   using B = xsimd::batch<double, A>;
   B q(1.0 / 6227020800.0);
-  q = xsimd::fma(q, x, B(1.0 / 479001600.0));
-  q = xsimd::fma(q, x, B(1.0 / 39916800.0));
-  q = xsimd::fma(q, x, B(1.0 / 3628800.0));
-  q = xsimd::fma(q, x, B(1.0 / 362880.0));
-  q = xsimd::fma(q, x, B(1.0 / 40320.0));
-  q = xsimd::fma(q, x, B(1.0 / 5040.0));
-  q = xsimd::fma(q, x, B(1.0 / 720.0));
-  q = xsimd::fma(q, x, B(1.0 / 120.0));
-  q = xsimd::fma(q, x, B(1.0 / 24.0));
-  q = xsimd::fma(q, x, B(1.0 / 6.0));
-  q = xsimd::fma(q, x, B(0.5));
-  const B small = xsimd::fma(q, x * x, x);
+  q = detail::fma(q, x, B(1.0 / 479001600.0));
+  q = detail::fma(q, x, B(1.0 / 39916800.0));
+  q = detail::fma(q, x, B(1.0 / 3628800.0));
+  q = detail::fma(q, x, B(1.0 / 362880.0));
+  q = detail::fma(q, x, B(1.0 / 40320.0));
+  q = detail::fma(q, x, B(1.0 / 5040.0));
+  q = detail::fma(q, x, B(1.0 / 720.0));
+  q = detail::fma(q, x, B(1.0 / 120.0));
+  q = detail::fma(q, x, B(1.0 / 24.0));
+  q = detail::fma(q, x, B(1.0 / 6.0));
+  q = detail::fma(q, x, B(0.5));
+  const B small = detail::fma(q, x * x, x);
   const auto pos = x > B(0.0);
   const B en = exp_nonpositive(xsimd::select(pos, -x, x));
   const B big = xsimd::select(pos, B(1.0) / en, en) - B(1.0);
@@ -462,6 +462,38 @@ inline AlphaThreshold newton_alpha(double tau, double lo, double hi, double a, d
   return AlphaThreshold{tau, st.s0, next, st.count};
 }
 
+/// For α > 2 an ulp of τ can move p at the support boundary by far more than an ulp, so the
+/// search's end point `at` (any point near the root) is settled on the one pair of adjacent
+/// doubles t < t⁺ with s0(t) ≥ 1 > s0(t⁺), by steps of doubling ulps and then halving: each
+/// sums(t) is order-free, so every order of the scores ends at the same τ = t. Usually one or
+/// two more sums.
+template <class Sums>
+inline AlphaThreshold settle_alpha_root(const AlphaThreshold& at, Sums&& sums) {
+  auto eval = [&](double t) {
+    const AlphaSums st = sums(t);
+    return AlphaThreshold{t, st.s0, t, st.count};
+  };
+  AlphaThreshold lo = at, hi = at;  // s0 decreases in τ: s0 ≥ 1 marks the lower side
+  const bool below = at.sum >= 1.0;
+  double step = std::fabs(std::nextafter(at.tau, 0.0) - at.tau);
+  for (int it = 0; it < 2200; ++it) {  // f(0) < 0 ≤ f(−1): the doubling steps cross the root
+    const AlphaThreshold e = eval(below ? lo.tau + step : hi.tau - step);
+    if ((e.sum >= 1.0) != below) {
+      (below ? hi : lo) = e;
+      break;
+    }
+    (below ? lo : hi) = e;
+    step *= 2.0;
+  }
+  for (int it = 0; it < 2200; ++it) {
+    const double mid = lo.tau + (hi.tau - lo.tau) * 0.5;
+    if (!(mid > lo.tau && mid < hi.tau)) break;
+    const AlphaThreshold e = eval(mid);
+    (e.sum >= 1.0 ? lo : hi) = e;
+  }
+  return lo;
+}
+
 /// A T value θ ≤ m + t/a with margin: z ≤ θ guarantees a·(z − m) − t ≤ 0 in the double
 /// passes, so blocks of T lanes below θ can be skipped without widening them.
 template <class T>
@@ -600,9 +632,11 @@ inline double entmax_alpha_row(const T* z, T* p, std::size_t n, T zmax, double a
     cnt = extract_candidates<T, Arch>(c, mp, zmax, candidate_threshold<T>(a, lo), c);
     mp = pad_candidates<2 * WT>(c, cnt);
   }
-  // Convergence: Newton's step at τ estimates the error of τ. For float rows a relative error
-  // of 2^-30/κ moves p by less than ε_float/8; double rows iterate down to rounding noise.
-  const double tol = std::is_same_v<T, float> ? 0x1p-30 / std::max(1.0, 1.0 / a) : 0x1p-52;
+  // Convergence: Newton's step at τ estimates the error of τ. For float rows with α ≤ 2 a
+  // relative error of 2^-30·(α − 1) moves p by less than ε_float/8. For α > 2 an error δτ moves
+  // p_i by κ p_i^{1−a} δτ, unbounded towards the support boundary: those rows, like double
+  // rows, iterate down to rounding noise, so that a permuted row ends at the same τ.
+  const double tol = std::is_same_v<T, float> && a <= 1.0 ? 0x1p-30 * a : 0x1p-52;
   auto solve = [&](auto compensated, double start) {
     return newton_alpha<false>(
         start, lo, hi, a, tol, 200,
@@ -627,7 +661,10 @@ inline double entmax_alpha_row(const T* z, T* p, std::size_t n, T zmax, double a
       start = std::max(lo, guess.next - 0x1p-18 * std::fabs(guess.next));
     }
   }
-  const AlphaThreshold th = float_search ? solve(std::false_type{}, start) : solve(std::true_type{}, start);
+  AlphaThreshold th = float_search ? solve(std::false_type{}, start) : solve(std::true_type{}, start);
+  if (a > 1.0) {
+    th = settle_alpha_root(th, [&](double t) { return alpha_sums<T, true, Pow, Arch>(c, mp, m, a, t, pw); });
+  }
   if constexpr (has_listed_alpha_output<T, Arch>) {
     // Between these densities the skipping branches of write_alpha_output are unpredictable;
     // sparser supports skip almost every block, denser ones fill almost every block.

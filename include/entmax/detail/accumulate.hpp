@@ -52,7 +52,7 @@ inline void add(xsimd::batch<double, A>& acc, const xsimd::batch<float, A>& x, x
 }
 #endif
 
-// The two halves of a float batch as double batches, and back.
+// The two halves of a float batch as double batches.
 template <class A>
 inline void split(const xsimd::batch<float, A>& x, xsimd::batch<double, A>& lo, xsimd::batch<double, A>& hi,
                   xsimd::generic) {
@@ -64,17 +64,6 @@ inline void split(const xsimd::batch<float, A>& x, xsimd::batch<double, A>& lo, 
   lo = xsimd::batch<double, A>::load_aligned(d);
   hi = xsimd::batch<double, A>::load_aligned(d + D);
 }
-template <class A>
-inline xsimd::batch<float, A> join(const xsimd::batch<double, A>& lo, const xsimd::batch<double, A>& hi,
-                                   xsimd::generic) {
-  constexpr std::size_t D = xsimd::batch<double, A>::size;
-  alignas(64) double d[2 * D];
-  alignas(64) float f[2 * D];
-  lo.store_aligned(d);
-  hi.store_aligned(d + D);
-  for (std::size_t i = 0; i < 2 * D; ++i) f[i] = static_cast<float>(d[i]);
-  return xsimd::batch<float, A>::load_aligned(f);
-}
 #if XSIMD_WITH_SSE2
 template <class A>
 inline void split(const xsimd::batch<float, A>& x, xsimd::batch<double, A>& lo, xsimd::batch<double, A>& hi,
@@ -82,11 +71,6 @@ inline void split(const xsimd::batch<float, A>& x, xsimd::batch<double, A>& lo, 
   const __m128 v = x;
   lo = _mm_cvtps_pd(v);
   hi = _mm_cvtps_pd(_mm_movehl_ps(v, v));
-}
-template <class A>
-inline xsimd::batch<float, A> join(const xsimd::batch<double, A>& lo, const xsimd::batch<double, A>& hi,
-                                   xsimd::sse2) {
-  return _mm_movelh_ps(_mm_cvtpd_ps(lo), _mm_cvtpd_ps(hi));
 }
 #endif
 #if XSIMD_WITH_AVX
@@ -97,11 +81,6 @@ inline void split(const xsimd::batch<float, A>& x, xsimd::batch<double, A>& lo, 
   lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
   hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
 }
-template <class A>
-inline xsimd::batch<float, A> join(const xsimd::batch<double, A>& lo, const xsimd::batch<double, A>& hi,
-                                   xsimd::avx) {
-  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1);
-}
 #endif
 #if XSIMD_WITH_AVX512F
 template <class A>
@@ -111,13 +90,6 @@ inline void split(const xsimd::batch<float, A>& x, xsimd::batch<double, A>& lo, 
   lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
   hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
-template <class A>
-inline xsimd::batch<float, A> join(const xsimd::batch<double, A>& lo, const xsimd::batch<double, A>& hi,
-                                   xsimd::avx512f) {
-  const __m256 l = _mm512_cvtpd_ps(lo), h = _mm512_cvtpd_ps(hi);
-  return _mm512_castpd_ps(
-      _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(l)), _mm256_castps_pd(h), 1));
-}
 #endif
 }  // namespace widen_impl
 
@@ -126,13 +98,6 @@ template <class A>
 inline void split_to_double(const xsimd::batch<float, A>& x, xsimd::batch<double, A>& lo,
                             xsimd::batch<double, A>& hi) {
   widen_impl::split(x, lo, hi, A{});
-}
-
-/// Rounds two double batches to float and joins them (inverse of split_to_double).
-template <class A>
-inline xsimd::batch<float, A> join_to_float(const xsimd::batch<double, A>& lo,
-                                            const xsimd::batch<double, A>& hi) {
-  return widen_impl::join(lo, hi, A{});
 }
 
 /// Error-free transformation a + b = s + e (Knuth's TwoSum), lane-wise.

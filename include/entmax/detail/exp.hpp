@@ -37,6 +37,26 @@ inline xsimd::batch<float, A> exp_nonpositive(const xsimd::batch<float, A>& x) {
   return xsimd::select(x < lo, B(0.0f), y);
 }
 
+/// e^x − 1 for |x| < 0.35, double lanes: Taylor series to degree 13 (truncation below 5e-18
+/// relative), x + x²·q(x) by Horner's rule in fused multiply-adds.
+template <class A>
+inline xsimd::batch<double, A> expm1_taylor(const xsimd::batch<double, A>& x) {
+  using B = xsimd::batch<double, A>;
+  B q(1.0 / 6227020800.0);
+  q = detail::fma(q, x, B(1.0 / 479001600.0));
+  q = detail::fma(q, x, B(1.0 / 39916800.0));
+  q = detail::fma(q, x, B(1.0 / 3628800.0));
+  q = detail::fma(q, x, B(1.0 / 362880.0));
+  q = detail::fma(q, x, B(1.0 / 40320.0));
+  q = detail::fma(q, x, B(1.0 / 5040.0));
+  q = detail::fma(q, x, B(1.0 / 720.0));
+  q = detail::fma(q, x, B(1.0 / 120.0));
+  q = detail::fma(q, x, B(1.0 / 24.0));
+  q = detail::fma(q, x, B(1.0 / 6.0));
+  q = detail::fma(q, x, B(0.5));
+  return detail::fma(q, x * x, x);
+}
+
 /// e^x for x ≤ 0 (or −inf, NaN), double lanes; ≤ 2 ulp above the normal range.
 template <class A>
 inline xsimd::batch<double, A> exp_nonpositive(const xsimd::batch<double, A>& x) {
@@ -49,20 +69,7 @@ inline xsimd::batch<double, A> exp_nonpositive(const xsimd::batch<double, A>& x)
   const B k = kd - shifter;
   B r = detail::fma(-k, B(6.93145751953125e-1), xc);
   r = detail::fma(-k, B(1.42860682030941723212e-6), r);
-  // Taylor series to degree 13: truncation below 5e-18 on |r| ≤ ln2/2.
-  B q(1.0 / 6227020800.0);
-  q = detail::fma(q, r, B(1.0 / 479001600.0));
-  q = detail::fma(q, r, B(1.0 / 39916800.0));
-  q = detail::fma(q, r, B(1.0 / 3628800.0));
-  q = detail::fma(q, r, B(1.0 / 362880.0));
-  q = detail::fma(q, r, B(1.0 / 40320.0));
-  q = detail::fma(q, r, B(1.0 / 5040.0));
-  q = detail::fma(q, r, B(1.0 / 720.0));
-  q = detail::fma(q, r, B(1.0 / 120.0));
-  q = detail::fma(q, r, B(1.0 / 24.0));
-  q = detail::fma(q, r, B(1.0 / 6.0));
-  q = detail::fma(q, r, B(0.5));
-  const B er = detail::fma(q, r * r, r) + B(1.0);
+  const B er = expm1_taylor(r) + B(1.0);  // |r| ≤ ln2/2
   const I bits = (xsimd::bitwise_cast<I>(kd) + I(1023)) << 52;
   const B y = er * xsimd::bitwise_cast<B>(bits);
   return xsimd::select(x < lo, B(0.0), y);

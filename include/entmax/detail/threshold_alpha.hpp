@@ -106,24 +106,12 @@ inline xsimd::batch<T, A> pow_unit(const xsimd::batch<T, A>& p, T e) {
   return xsimd::select(pos, y, xsimd::select(xsimd::isnan(p), p, B(T(0))));
 }
 
-/// e^x − 1 for |x| ≤ 700, double lanes: Taylor to degree 13 for |x| < 0.35 (truncation
-/// < 5e-18 relative), else e^x − 1 with e^x = 1/e^{−x} for x > 0. About 2 ulp.
+/// e^x − 1 for |x| ≤ 700, double lanes: expm1_taylor for |x| < 0.35, else e^x − 1 with
+/// e^x = 1/e^{−x} for x > 0. About 2 ulp.
 template <class A>
 inline xsimd::batch<double, A> expm1_moderate(const xsimd::batch<double, A>& x) {
   using B = xsimd::batch<double, A>;
-  B q(1.0 / 6227020800.0);
-  q = detail::fma(q, x, B(1.0 / 479001600.0));
-  q = detail::fma(q, x, B(1.0 / 39916800.0));
-  q = detail::fma(q, x, B(1.0 / 3628800.0));
-  q = detail::fma(q, x, B(1.0 / 362880.0));
-  q = detail::fma(q, x, B(1.0 / 40320.0));
-  q = detail::fma(q, x, B(1.0 / 5040.0));
-  q = detail::fma(q, x, B(1.0 / 720.0));
-  q = detail::fma(q, x, B(1.0 / 120.0));
-  q = detail::fma(q, x, B(1.0 / 24.0));
-  q = detail::fma(q, x, B(1.0 / 6.0));
-  q = detail::fma(q, x, B(0.5));
-  const B small = detail::fma(q, x * x, x);
+  const B small = expm1_taylor(x);
   const auto pos = x > B(0.0);
   const B en = exp_nonpositive(xsimd::select(pos, -x, x));
   const B big = xsimd::select(pos, B(1.0) / en, en) - B(1.0);
